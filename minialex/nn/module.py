@@ -1,0 +1,193 @@
+"""Module and Parameter: the small base every layer builds on.
+
+A Module has ``forward(x) -> y``, which saves what the backward pass needs,
+and ``backward(dy) -> dx``, which returns the gradient for its input and adds
+the gradients of its parameters into ``param.grad``. There is no autograd:
+each layer's backward is derived by hand in docs/layers/.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..backend import backend_name, device, get_array_module, get_backend, to_backend, to_numpy
+
+
+class Parameter:
+    """A trainable array ``data`` and the gradient ``grad`` of the loss with respect to it.
+
+    ``grad`` has the shape, dtype and device of ``data``. Backward passes add
+    into it (``+=``), so call ``zero_grad()`` before each step.
+    """
+
+    def __init__(self, data):
+        self.data = data
+        xp = get_array_module(data)
+        self.grad = xp.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __repr__(self):
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of all layers and networks.
+
+    Parameters and child modules are registered by assigning them as
+    attributes, as in PyTorch, so their names (``conv1.weight``) come from the
+    attribute names.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- the two passes -------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def backward(self, dout):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -- parameters -----------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """Yield ``(name, module)`` for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix=""):
+        """Yield ``(dotted_name, Parameter)`` in registration order."""
+        for name, p in self._parameters.items():
+            yield (f"{prefix}.{name}" if prefix else name), p
+        for name, child in self._modules.items():
+            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(int(p.data.size) for p in self.parameters())
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    # -- modes ----------------------------------------------------------------------
+    def train(self, mode=True):
+        """Training mode (dropout active); returns self."""
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode (dropout is the identity); returns self."""
+        return self.train(False)
+
+    # -- dtype and backend ----------------------------------------------------------
+    def to(self, backend=None, dtype=None, device_id=None):
+        """Move every parameter to a backend (``'numpy'``, ``'cupy'`` or a module) and/or cast it.
+
+        Gradients are reset to zero in the new place. Returns self.
+        """
+        xp = get_backend(backend) if isinstance(backend, str) or backend is None else backend
+        if backend is None and self.parameters():
+            xp = get_array_module(self.parameters()[0].data)
+        for p in self.parameters():
+            data = to_backend(p.data, xp, device_id)
+            if dtype is not None:
+                with device(xp, device_id):
+                    data = data.astype(dtype, copy=False)
+            p.data = data
+            with device(xp, device_id):
+                p.grad = xp.zeros_like(data)
+        return self
+
+    def astype(self, dtype):
+        """Cast every parameter (for example to float64 for gradient checks). Returns self."""
+        return self.to(dtype=dtype)
+
+    # -- state ----------------------------------------------------------------------
+    def state_dict(self):
+        """``{name: array}`` of every parameter (the arrays themselves, not copies)."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters, in place, keeping each parameter's dtype and device.
+
+        Every problem is collected first (missing names, unexpected names,
+        shape mismatches) and reported in one ValueError, so a user sees all of
+        them at once instead of fixing them one by one.
+        """
+        own = OrderedDict(self.named_parameters())
+        problems = []
+        missing = [n for n in own if n not in state]
+        unexpected = [n for n in state if n not in own]
+        if missing:
+            problems.append("missing: " + ", ".join(missing))
+        if unexpected and strict:
+            problems.append("unexpected: " + ", ".join(unexpected))
+        for name, p in own.items():
+            if name in state and tuple(state[name].shape) != tuple(p.data.shape):
+                problems.append(
+                    f"{name}: checkpoint shape {tuple(state[name].shape)} != model shape {tuple(p.data.shape)}"
+                )
+        if problems:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: state does not match the model:\n  "
+                + "\n  ".join(problems)
+            )
+        for name, p in own.items():
+            xp = get_array_module(p.data)
+            src = state[name]
+            if xp is np:
+                p.data[...] = to_numpy(src).astype(p.data.dtype, copy=False)
+            else:
+                with p.data.device:
+                    p.data[...] = xp.asarray(src).astype(p.data.dtype, copy=False)
+        return self
+
+    # -- display --------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        if len(lines) == 1:
+            return lines[0] + ")"
+        return "\n".join(lines) + "\n)"
+
+
+def describe(x):
+    """Short text for error messages: shape, dtype and backend of an array."""
+    try:
+        xp = get_array_module(x)
+        return f"shape {tuple(x.shape)}, dtype {x.dtype}, {backend_name(xp)}"
+    except Exception:
+        return f"a {type(x).__name__}"
