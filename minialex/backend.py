@@ -93,7 +93,14 @@ def check_device(xp, device_id):
     if not isinstance(device_id, (int, np.integer)) or device_id < 0:
         raise BackendError(f"device id must be a non-negative integer, got {device_id!r}")
     if xp is np:
-        return  # every column runs on the one CPU; any id is accepted and ignored
+        # The CPU is one device; ids 0 and 1 only label the paper's two columns
+        # so that the two-device code path runs (and is tested) without a GPU.
+        if device_id > 1:
+            raise BackendError(
+                f"device {device_id} does not exist: the numpy backend runs on the CPU, where "
+                "ids 0 and 1 only name the two columns"
+            )
+        return
     count = device_count(xp)
     if device_id >= count:
         raise BackendError(

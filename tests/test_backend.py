@@ -51,8 +51,11 @@ def test_seeded_rng_repeats(xp):
 
 def test_check_device():
     backend.check_device(np, 0)
+    backend.check_device(np, 1)  # the second column's label
     with pytest.raises(backend.BackendError, match="non-negative"):
         backend.check_device(np, -1)
+    with pytest.raises(backend.BackendError, match="device 7 does not exist"):
+        backend.check_device(np, 7)
 
 
 @pytest.mark.gpu

@@ -1,0 +1,285 @@
+"""DataLoader: batches of preprocessed samples, prepared ahead in background threads.
+
+Threads, not processes: Pillow releases the GIL while it decodes and
+resizes, and threads share the dataset without pickling it. Every sample's
+randomness comes from (seed, epoch, index) alone, so batches are identical
+whatever the number of workers or the thread timing. Design and the
+determinism rule: docs/data.md, "The loader".
+"""
+
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .errors import CorruptImageError
+from .stats import subset_indices
+
+ON_ERROR = ("skip", "raise")
+
+
+def sample_rng(seed, epoch, index):
+    """The generator for one sample's augmentation: a function of (seed, epoch, index) only."""
+    return np.random.default_rng([seed, epoch, int(index)])
+
+
+def epoch_order(n, seed, epoch, shuffle):
+    """The order of positions 0..n-1 in one epoch: a permutation seeded by (seed, epoch)."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class DataLoader:
+    """Iterate ``(images, labels)`` batches: float32 (N, 3, S, S) C-contiguous, int64 (N,).
+
+    Args:
+        dataset: has ``__len__`` and ``load(i, shorter=None) -> (uint8 HWC image, label)``
+            (ImageFolder, ArrayDataset).
+        transform: ``transform(img, rng) -> float32 array``; if it has a
+            ``decode_size`` attribute the dataset is asked to decode at that
+            shorter side (cheap JPEG draft decoding).
+        batch_size, shuffle, drop_last: as in PyTorch.
+        seed: a non-negative int; with the epoch it fixes the order and every augmentation.
+        workers: decoding threads. prefetch: batches kept in preparation
+            beyond the one the consumer holds.
+        on_error: what to do with an undecodable image: 'skip' drops it from
+            its batch with a warning and records its path in ``skipped``;
+            'raise' raises the CorruptImageError (a DataError) naming the file.
+        max_images: use only this many samples (an evenly spaced subset, so
+            every class of a sorted folder appears), for smoke runs.
+
+    Epochs: ``iter(loader)`` runs epoch ``loader.epoch`` and then advances
+    it, so a plain ``for`` loop per epoch sees a new order each time. Use
+    ``set_epoch(e)`` to resume, or ``epoch_iter(e)`` for an explicit epoch.
+
+    ``wait_time`` is the seconds the consumer spent blocked waiting for a
+    batch in the current epoch (reset when an epoch starts); divide by the
+    epoch's wall time to get the share of time the training step starved.
+    A batch whose samples were all skipped is not yielded, so an epoch can
+    be shorter than ``len(loader)``.
+    """
+
+    def __init__(self, dataset, transform, batch_size=128, shuffle=True, seed=0, workers=2,
+                 drop_last=False, prefetch=2, on_error="skip", max_images=None):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if batch_size < 1 or workers < 1 or prefetch < 0:
+            raise ValueError("batch_size and workers must be >= 1 and prefetch >= 0")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        self.dataset = dataset
+        self.transform = transform
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.workers = workers
+        self.drop_last = drop_last
+        self.prefetch = prefetch
+        self.on_error = on_error
+        self.max_images = max_images
+        self.epoch = 0
+        self.wait_time = 0.0
+        self.skipped = []  # paths skipped so far in the current epoch
+        self._subset = subset_indices(len(dataset), max_images)  # dataset indices in use
+        self._active = None  # weak reference to the running epoch
+
+    @property
+    def num_samples(self):
+        return len(self._subset)
+
+    def __len__(self):
+        n, b = self.num_samples, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def indices(self, epoch):
+        """The dataset indices of one epoch, in the order they will be batched."""
+        return self._subset[epoch_order(len(self._subset), self.seed, epoch, self.shuffle)]
+
+    def set_epoch(self, epoch):
+        """Make the next ``iter(loader)`` run epoch ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        run = self.epoch_iter(self.epoch)
+        self.epoch += 1
+        return run
+
+    def epoch_iter(self, epoch, start_batch=0):
+        """An iterator over the batches of epoch ``epoch``; closes any epoch still running.
+
+        ``start_batch`` skips the first batches of the epoch without loading them:
+        a run resumed mid-epoch continues with exactly the batches it had not seen.
+        """
+        self.close()
+        self.wait_time = 0.0
+        self.skipped = []
+        run = _EpochRun(self, int(epoch), int(start_batch))
+        self._active = weakref.ref(run)
+        return run
+
+    def close(self):
+        """Stop the running epoch, if any: pending work is cancelled, threads exit."""
+        run = self._active() if self._active is not None else None
+        if run is not None:
+            run.close()
+        self._active = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, "
+                f"workers={self.workers}, shuffle={self.shuffle}, seed={self.seed})")
+
+
+class _Batch:
+    """One batch in preparation; the worker that finishes its last sample stacks it."""
+
+    def __init__(self, indices):
+        self.indices = indices
+        self.results = [None] * len(indices)
+        self.remaining = len(indices)
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.images = None  # (N, ...) float32 once ready
+        self.labels = None  # (N,) int64
+        self.skipped = []   # CorruptImageErrors of dropped samples, in batch order
+        self.error = None   # the exception to raise in the consumer
+
+
+class _Failure:
+    def __init__(self, exc):
+        self.exc = exc
+
+
+class _EpochRun:
+    """The iterator of one epoch. Owns a thread pool; close() shuts it down."""
+
+    def __init__(self, loader, epoch, start_batch=0):
+        self.loader = loader
+        self.epoch = epoch
+        order = loader.indices(epoch)
+        b = loader.batch_size
+        self.batches = [order[i:i + b] for i in range(0, len(order), b)]
+        if loader.drop_last and self.batches and len(self.batches[-1]) < b:
+            self.batches.pop()
+        self.decode_size = getattr(loader.transform, "decode_size", None)
+        self.pending = deque()  # submitted batches, oldest first
+        self.next_submit = self.next_yield = min(max(start_batch, 0), len(self.batches))
+        self.closed = False
+        self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
+
+    # -- worker side ---------------------------------------------------------------
+    def _load_sample(self, index):
+        ds = self.loader.dataset
+        if self.decode_size is None:
+            img, label = ds.load(index)
+        else:
+            img, label = ds.load(index, shorter=self.decode_size)
+        x = self.loader.transform(img, sample_rng(self.loader.seed, self.epoch, index))
+        return x, label
+
+    def _work(self, batch, pos, index):
+        if self.closed:  # cancelled: the consumer has gone
+            return
+        try:
+            result = self._load_sample(index)
+        except CorruptImageError as exc:
+            result = exc
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            note = f"while loading sample {index} (epoch {self.epoch}) in a data-loader thread"
+            path = getattr(self.loader.dataset, "samples", None)
+            if path is not None:
+                note += f", file {path[index][0]}"
+            if hasattr(exc, "add_note"):
+                exc.add_note(note)
+            result = _Failure(exc)
+        with batch.lock:
+            batch.results[pos] = result
+            batch.remaining -= 1
+            last = batch.remaining == 0
+        if last:
+            self._finish(batch)
+
+    def _finish(self, batch):
+        try:
+            images, labels = [], []
+            for r in batch.results:  # batch order, so the first error is deterministic
+                if isinstance(r, _Failure):
+                    batch.error = r.exc
+                    return
+                if isinstance(r, CorruptImageError):
+                    if self.loader.on_error == "raise":
+                        batch.error = r
+                        return
+                    batch.skipped.append(r)
+                    continue
+                images.append(r[0])
+                labels.append(r[1])
+            if images:
+                # Stacking here, in a worker, keeps the copy off the training thread.
+                batch.images = np.ascontiguousarray(np.stack(images), dtype=np.float32)
+                batch.labels = np.asarray(labels, dtype=np.int64)
+        except BaseException as exc:  # noqa: BLE001 - e.g. samples of different shapes
+            batch.error = exc
+        finally:
+            batch.ready.set()
+
+    # -- consumer side -------------------------------------------------------------
+    def _fill(self):
+        """Submit batches up to ``prefetch`` beyond the one about to be consumed."""
+        horizon = min(len(self.batches), self.next_yield + self.loader.prefetch + 1)
+        while self.next_submit < horizon:
+            batch = _Batch(self.batches[self.next_submit])
+            for pos, index in enumerate(batch.indices):
+                self.pool.submit(self._work, batch, pos, int(index))
+            self.pending.append(batch)
+            self.next_submit += 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while not self.closed and self.next_yield < len(self.batches):
+            self._fill()
+            batch = self.pending.popleft()
+            self.next_yield += 1
+            t0 = time.perf_counter()
+            batch.ready.wait()
+            self.loader.wait_time += time.perf_counter() - t0
+            if batch.error is not None:
+                self.close()
+                raise batch.error
+            for exc in batch.skipped:
+                self.loader.skipped.append(exc.path)
+                warnings.warn(f"skipping unreadable image {exc.path}: {exc.reason}",
+                              stacklevel=2)
+            if batch.images is None:  # every sample was skipped
+                continue
+            return batch.images, batch.labels
+        self.close()
+        raise StopIteration
+
+    def __len__(self):
+        return len(self.batches)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.pending.clear()
+        # Queued samples are cancelled; a sample being decoded finishes (milliseconds).
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __del__(self):
+        if not self.closed:
+            self.closed = True
+            self.pool.shutdown(wait=False, cancel_futures=True)
