@@ -1,5 +1,5 @@
 """Dropout: zero each unit with probability p while training (inverted scaling).
-Derivation, and why it matches the paper's test-time x0.5, in docs/layers/relu-dropout.md;
+Derivation, and why it matches the paper's test-time x0.5, in docs/layers/dropout.md;
 checked in tests/nn/test_dropout.py."""
 
 import numpy as np
@@ -49,6 +49,8 @@ class Dropout(Module):
     def backward(self, dout):
         # y = x * mask, so dx = dout * mask (and dx = dout in evaluation)
         if self._mask is None:
+            if self.training and self.p > 0.0:
+                raise RuntimeError("Dropout.backward called without a training forward pass before it")
             return dout
         dx = dout * self._mask
         self._mask = None
