@@ -1,0 +1,204 @@
+"""AlexNetConfig: the handful of numbers that decide an AlexNet's shape, and the named presets
+(the paper's 224x224 ImageNet net, CIFAR-10, the embedded synthetic dataset, a tiny one for
+gradient checks). Explained in docs/alexnet.md, "Configurations"; tested in tests/models/test_config.py.
+"""
+
+from dataclasses import asdict, dataclass, fields, replace
+
+# Channel counts of conv1..conv5 in the paper (section 3.5), each split 50/50 between the columns.
+PAPER_CHANNELS = (96, 256, 384, 384, 256)
+
+
+@dataclass(frozen=True)
+class AlexNetConfig:
+    """Everything that decides the network's layers and parameter shapes.
+
+    The layer pattern itself is fixed (five convolutions, LRN after conv1 and
+    conv2, 3x3/2 max-pools after conv1, conv2 and conv5, three fully connected
+    layers, two columns); only sizes vary. conv2 is always 5x5 with padding 2
+    and conv3..conv5 3x3 with padding 1, so they keep the spatial size.
+
+    Seed, dtype and devices are *not* part of it: they say how to build or
+    where to run a network, not which network it is.
+    """
+
+    num_classes: int = 1000
+    input_size: int = 224  # square inputs, (N, in_channels, input_size, input_size)
+    in_channels: int = 3
+    channels: tuple = PAPER_CHANNELS  # conv1..conv5 output maps, both columns together
+    conv1_kernel: int = 11
+    conv1_stride: int = 4
+    conv1_padding: int = 2  # 224 + 2*2 gives 55 outputs; see docs/alexnet.md, "224 or 227"
+    fc_width: int = 4096  # fc6 and fc7 outputs, both columns together
+    dropout: float = 0.5
+    lrn_size: int = 5  # the paper's n, k, alpha, beta (alpha multiplies the plain sum of squares)
+    lrn_k: float = 2.0
+    lrn_alpha: float = 1e-4
+    lrn_beta: float = 0.75
+    init_std: float = 0.01  # every weight starts as N(0, init_std^2)
+
+    def __post_init__(self):
+        # Accept lists (what JSON gives back) but store a tuple, so configs stay hashable.
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        self.validate()
+
+    # -- checks ---------------------------------------------------------------------
+    def validate(self):
+        """Raise ValueError naming every problem, or return self."""
+        problems = []
+        if len(self.channels) != 5:
+            problems.append(f"channels must list 5 counts (conv1..conv5), got {self.channels}")
+        for i, c in enumerate(self.channels, start=1):
+            if c < 2 or c % 2:
+                problems.append(f"conv{i} has {c} channels; it must be a positive even number "
+                                "so that the two columns get equal halves")
+        if self.fc_width < 2 or self.fc_width % 2:
+            problems.append(f"fc_width={self.fc_width} must be a positive even number (two columns)")
+        if self.num_classes < 1:
+            problems.append(f"num_classes must be at least 1, got {self.num_classes}")
+        if self.in_channels < 1:
+            problems.append(f"in_channels must be at least 1, got {self.in_channels}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.lrn_size < 1 or self.lrn_size % 2 == 0:
+            problems.append(f"lrn_size must be a positive odd number, got {self.lrn_size}")
+        if not problems:
+            sizes = self._sizes()
+            if min(sizes) < 1 or sizes[0] < 3 or sizes[2] < 3 or sizes[4] < 3:
+                problems.append(
+                    f"input_size={self.input_size} is too small for conv1 (kernel {self.conv1_kernel}, "
+                    f"stride {self.conv1_stride}, padding {self.conv1_padding}) and three 3x3 max-pools: "
+                    f"spatial sizes conv1/pool1/pool2/pool5 would be {sizes[0]}/{sizes[1]}/{sizes[3]}/{sizes[5]}"
+                )
+        if problems:
+            raise ValueError("AlexNetConfig: " + "; ".join(problems))
+        return self
+
+    # -- derived sizes --------------------------------------------------------------
+    def _sizes(self):
+        conv1 = (self.input_size + 2 * self.conv1_padding - self.conv1_kernel) // self.conv1_stride + 1
+        pool = lambda s: (s - 3) // 2 + 1  # noqa: E731  3x3 windows at stride 2, floor rule
+        pool1 = pool(conv1)
+        pool2 = pool(pool1)  # conv2 keeps pool1's size (5x5, padding 2)
+        pool5 = pool(pool2)  # conv3..conv5 keep pool2's size (3x3, padding 1)
+        return (conv1, pool1, pool1, pool2, pool2, pool5)
+
+    def spatial_sizes(self):
+        """Side lengths after conv1, pool1, pool2 and pool5: (55, 27, 13, 6) for the paper."""
+        s = self._sizes()
+        return (s[0], s[1], s[3], s[5])
+
+    @property
+    def fc6_inputs(self):
+        """Features entering fc6: conv5 maps x pool5 size^2 (256*6*6 = 9216 in the paper)."""
+        side = self._sizes()[5]
+        return self.channels[4] * side * side
+
+    def layer_table(self):
+        """One dict per weight layer: name, output shape per image (C, H, W) or (F,),
+        weight and bias shapes, parameter count and forward multiply-adds per image.
+
+        Multiply-adds count the convolution and matrix products only; ReLU, LRN,
+        pooling and dropout add well under 1% and are left out.
+        """
+        c1, c2, c3, c4, c5 = self.channels
+        s = self._sizes()
+        k1 = self.conv1_kernel
+        # (name, out maps, in maps per filter, kernel, output side, pooled side or None)
+        convs = [
+            ("conv1", c1, self.in_channels, k1, s[0], s[1]),
+            ("conv2", c2, c1 // 2, 5, s[2], s[3]),  # groups=2: each filter reads its own column
+            ("conv3", c3, c2, 3, s[4], None),  # reads both columns
+            ("conv4", c4, c3 // 2, 3, s[4], None),
+            ("conv5", c5, c4 // 2, 3, s[4], s[5]),
+        ]
+        rows = []
+        for name, f, depth, k, side, pooled in convs:
+            weights = f * depth * k * k
+            rows.append(dict(name=name, output=(f, side, side), pooled=(f, pooled, pooled) if pooled else None,
+                             weight=(f, depth, k, k), bias=(f,), params=weights + f,
+                             macs=side * side * weights))
+        fcs = [("fc6", self.fc6_inputs, self.fc_width), ("fc7", self.fc_width, self.fc_width),
+               ("fc8", self.fc_width, self.num_classes)]
+        for name, n_in, n_out in fcs:
+            rows.append(dict(name=name, output=(n_out,), pooled=None, weight=(n_out, n_in), bias=(n_out,),
+                             params=n_in * n_out + n_out, macs=n_in * n_out))
+        return rows
+
+    def num_parameters(self):
+        return sum(row["params"] for row in self.layer_table())
+
+    def forward_flops(self):
+        """Forward FLOPs per image, counting a multiply-add as 2."""
+        return 2 * sum(row["macs"] for row in self.layer_table())
+
+    # -- conversion -----------------------------------------------------------------
+    def to_dict(self):
+        """Plain values only (channels as a list), ready for JSON or a checkpoint."""
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"AlexNetConfig: unknown field(s) {', '.join(unknown)}; "
+                             f"known fields are {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def scale_channels(channels, width):
+    """Multiply channel counts by ``width``, rounding to a multiple of 4 (at least 4), so each
+    column keeps an even number of maps: 0.25 turns the paper's 96-256-384-384-256 into 24-64-96-96-64."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    return tuple(max(4, int(round(c * width / 4.0)) * 4) for c in channels)
+
+
+# The named configurations. Each is built by the same AlexNet code; only sizes differ.
+PRESETS = {
+    # The paper's network: 224x224 input, conv1 11x11/4 with padding 2, 1000 classes.
+    "imagenet": AlexNetConfig(),
+    # CIFAR-10, 32x32: conv1 5x5/1 keeps the resolution so the pools give 32-15-7-3,
+    # the same 4.5x / 2x / 2x shrinking as the paper's 55-27-13-6; quarter width.
+    "cifar10": AlexNetConfig(num_classes=10, input_size=32, channels=scale_channels(PAPER_CHANNELS, 0.25),
+                             conv1_kernel=5, conv1_stride=1, conv1_padding=2, fc_width=512),
+    # The embedded synthetic dataset: 56x56 crops of 64x64 images, 10 classes, made to train in
+    # a few ms per image on a laptop CPU: conv1 5x5/2 gives 28-13-6-2, quarter width, fc 256.
+    "synthetic": AlexNetConfig(num_classes=10, input_size=56, channels=scale_channels(PAPER_CHANNELS, 0.25),
+                               conv1_kernel=5, conv1_stride=2, conv1_padding=2, fc_width=256),
+    # Gradient checks: every layer type and both columns, 24x24 input -> 24-11-5-2, a few maps.
+    "tiny": AlexNetConfig(num_classes=4, input_size=24, channels=(4, 8, 8, 8, 8),
+                          conv1_kernel=3, conv1_stride=1, conv1_padding=1, fc_width=8),
+}
+PRESETS["paper"] = PRESETS["imagenet"]
+
+
+def alexnet_config(preset="imagenet", width=None, **overrides):
+    """A validated AlexNetConfig: a preset, optionally scaled by ``width`` (conv channels and
+    fc widths, rounded to multiples of 4), then with any field overridden.
+
+    >>> alexnet_config("cifar10").spatial_sizes()
+    (32, 15, 7, 3)
+    """
+    if isinstance(preset, AlexNetConfig):
+        cfg = preset
+    elif isinstance(preset, dict):
+        cfg = AlexNetConfig.from_dict(preset)
+    elif preset in PRESETS:
+        cfg = PRESETS[preset]
+    else:
+        raise ValueError(f"unknown AlexNet preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    if width is not None:
+        cfg = replace(cfg, channels=scale_channels(cfg.channels, width),
+                      fc_width=scale_channels((cfg.fc_width,), width)[0])
+    if overrides:
+        known = {f.name for f in fields(AlexNetConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown AlexNet option(s) {', '.join(unknown)}; "
+                            f"configuration fields are {', '.join(sorted(known))}")
+        cfg = replace(cfg, **overrides)
+    return cfg
