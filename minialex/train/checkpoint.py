@@ -41,6 +41,9 @@ def save_checkpoint(path, arrays, meta):
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
     except BaseException:
         if os.path.exists(tmp):

@@ -21,11 +21,13 @@ from .trainer import NonFiniteLossError, Trainer
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
-# What each dataset kind trains by default: (model preset, resize, crop, epochs)
+# What each dataset kind trains by default: (model preset, resize, crop, epochs, batch, lr).
+# ImageNet gets the paper's recipe. The small embedded set gets smaller batches (more
+# updates per epoch: it has only 5000 images) and a lower rate that suits its wider init.
 DEFAULTS = {
-    "imagenet": ("paper", 256, 224, 90),
-    "embedded": ("embedded", 64, 56, 10),
-    "cifar10": ("cifar10", 32, 28, 30),
+    "imagenet": ("paper", 256, 224, 90, 128, 0.01),
+    "embedded": ("synthetic", 64, 56, 10, 64, 0.005),
+    "cifar10": ("cifar10", 32, 28, 30, 128, 0.01),
 }
 
 
@@ -47,11 +49,17 @@ def build_parser(dataset_kind):
     p.add_argument("--devices", default="0",
                    help="'0' for one device, '0,1' for the paper's two columns on two devices "
                         "('0,0' puts both columns on one GPU)")
-    p.add_argument("--model", choices=["paper", "embedded", "cifar10", "tiny"], default=None,
-                   help="network size (default: paper for --data, embedded without it)")
+    p.add_argument("--model", choices=["paper", "synthetic", "cifar10", "tiny"], default=None,
+                   help="network preset (default: paper for --data, synthetic without it, cifar10 for CIFAR); "
+                        "its input size is set to the crop size")
+    p.add_argument("--resize-size", type=int, default=None,
+                   help="shorter side before the centre square crop (default 256 for ImageNet, 64 embedded, 32 CIFAR)")
+    p.add_argument("--crop-size", type=int, default=None,
+                   help="training crop and network input size (default 224 ImageNet, 56 embedded, 28 CIFAR)")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("-b", "--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("-b", "--batch-size", type=int, default=None,
+                   help="default 128 (the paper); 64 on the embedded dataset")
+    p.add_argument("--lr", type=float, default=None, help="default 0.01 (the paper); 0.005 on the embedded dataset")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=5e-4)
     p.add_argument("--lr-schedule", choices=["plateau", "step"], default="plateau",
@@ -116,24 +124,32 @@ def _stats_cache(root_hint, output_dir, size):
 def run(argv, dataset_kind="imagenet"):
     args = build_parser(dataset_kind).parse_args(argv)
     devices = parse_devices(args.devices)
-    if args.batch_size < 1 or args.workers < 1:
+    if (args.batch_size is not None and args.batch_size < 1) or args.workers < 1:
         raise UsageError("--batch-size and --workers must be at least 1")
     xp = backend.get_backend(args.backend)  # BackendError (with the install hint) if CuPy is missing
     for d in devices:
         backend.check_device(xp, d)
 
     train_set, val_set, kind = _datasets(args, dataset_kind)
-    preset, resize, crop, epochs = DEFAULTS[kind]
+    preset, resize, crop, epochs, batch_size, lr = DEFAULTS[kind]
+    args.batch_size = args.batch_size or batch_size
+    args.lr = args.lr or lr
     preset = args.model or preset
+    resize = args.resize_size or resize
+    crop = args.crop_size or crop
+    if crop > resize:
+        raise UsageError(f"--crop-size {crop} is larger than --resize-size {resize}")
     epochs = args.epochs if args.epochs is not None else epochs
     output_dir = args.output_dir or os.path.join("runs", f"alexnet-{kind}")
     os.makedirs(output_dir, exist_ok=True)
-    if preset == "paper" and crop != 224:
-        raise UsageError(f"--model paper needs 224x224 inputs; this dataset gives {crop}x{crop}")
-
-    model = AlexNet.from_preset(preset, num_classes=len(train_set.classes), seed=args.seed,
-                                backend=xp, devices=devices if len(devices) == 2 else None)
-    if len(devices) == 1:
+    try:
+        model = AlexNet(len(train_set.classes), preset="imagenet" if preset == "paper" else preset,
+                        input_size=crop, seed=args.seed, devices=devices if len(devices) == 2 else None)
+    except ValueError as exc:
+        raise UsageError(f"--model {preset} does not fit {crop}x{crop} crops: {exc}") from None
+    if len(devices) == 2:
+        model.to(xp)  # each column to its own device
+    else:
         model.to(xp, device_id=devices[0])
     device_id = devices[0]
 
@@ -172,7 +188,7 @@ def run(argv, dataset_kind="imagenet"):
     what = {"embedded": "the embedded synthetic dataset (10 classes of shapes and textures, generated once)",
             "imagenet": f"ImageFolder data at {args.data}", "cifar10": f"CIFAR-10 from {args.data}"}[kind]
     print(f"minialex: training AlexNet ({preset}, {model.num_parameters():,} parameters, {crop}x{crop} crops) "
-          f"on {what}: {len(train_set)} train / {len(val_set)} val images, {epochs} epochs "
+          f"on {what}: {train_loader.num_samples} train / {val_loader.num_samples} val images, {epochs} epochs "
           f"({steps} steps of {args.batch_size}), backend {args.backend}, devices {args.devices}"
           + (", about 5-8 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
              and args.max_images is None and args.epochs is None else "")

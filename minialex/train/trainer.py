@@ -79,11 +79,12 @@ class Trainer:
         so the loop does it only every ``log_every`` steps.
         """
         self.model.train()
-        logits = self.model.forward(self._to_device(images))
-        loss = self.loss_fn.forward(logits, labels)
-        self.optimizer.zero_grad()
-        self.model.backward(self.loss_fn.backward())
-        self.optimizer.step()
+        with backend.device(self.xp, self.device_id):  # so temporaries land on the model's GPU
+            logits = self.model.forward(self._to_device(images))
+            loss = self.loss_fn.forward(logits, labels)
+            self.optimizer.zero_grad()
+            self.model.backward(self.loss_fn.backward())
+            self.optimizer.step()
         return loss, logits
 
     def train_epoch(self, epoch):
@@ -146,7 +147,8 @@ class Trainer:
                 n = len(labels)
                 crops = images.shape[1] if images.ndim == 5 else 1
                 x = images.reshape(n * crops, *images.shape[-3:])  # (N*crops, 3, S, S)
-                probs = softmax(self.model.forward(self._to_device(x)))
+                with backend.device(self.xp, self.device_id):
+                    probs = softmax(self.model.forward(self._to_device(x)))
                 xp = backend.get_array_module(probs)
                 probs = probs.reshape(n, crops, -1).mean(axis=1)  # (N, K): average over crops
                 picked = probs[xp.arange(n), xp.asarray(labels)]
@@ -184,12 +186,11 @@ class Trainer:
             self._partial = {"loss": 0.0, "top1": 0, "count": 0}
             self.save()
             self._write_logs()
-            if self.progress:
-                tqdm.write(
-                    f"epoch {epoch + 1}/{self.epochs}  lr {lr:.2g}  train loss {row['train_loss']:.4f}  "
-                    f"val loss {row['val_loss']:.4f}  top-1 err {row['val_top1_err']:.2f}%  "
-                    f"top-5 err {row['val_top5_err']:.2f}%  {row['images_per_second']:.1f} img/s  "
-                    f"data wait {100 * row['data_wait_share']:.0f}%")
+            (tqdm.write if self.progress else print)(
+                f"epoch {epoch + 1}/{self.epochs}  lr {lr:.2g}  train loss {row['train_loss']:.4f}  "
+                f"val loss {row['val_loss']:.4f}  top-1 err {row['val_top1_err']:.2f}%  "
+                f"top-5 err {row['val_top5_err']:.2f}%  {row['images_per_second']:.1f} img/s  "
+                f"data wait {100 * row['data_wait_share']:.0f}%")
         return self.history
 
     # -- outputs --------------------------------------------------------------------
