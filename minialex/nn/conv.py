@@ -5,6 +5,7 @@ checked in tests/nn/test_conv.py against finite differences and a naive loop."""
 import numpy as np
 
 from .. import backend
+from . import fast
 from .checks import check_float_input, check_same_dtype, pair
 from .im2col import col2im, conv_output_size, im2col
 from .module import Module, Parameter, describe
@@ -43,6 +44,10 @@ class Conv2d(Module):
         self.bias = Parameter(np.full((out_channels,), init_bias, dtype=dtype))
         self._cols = None  # saved by forward: the im2col matrix, needed for dW
         self._x_shape = None  # saved by forward: needed to size dx
+        self._x = None  # saved by the fast CPU forward instead of the columns (see fast.py)
+        # False when nothing needs the gradient of the input (the first layer: the
+        # images); backward then skips dx entirely and returns None.
+        self.input_grad = True
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -66,6 +71,22 @@ class Conv2d(Module):
 
     def forward(self, x):
         self._check(x)
+        if fast.use_fast(x):  # NumPy: chunked, threaded, columns recomputed in backward
+            self._cols, self._x_shape = None, x.shape
+            self._x = x
+            return fast.conv_forward(self, x)
+        return self._forward_plain(x)
+
+    def backward(self, dout):
+        if self._x is not None:
+            x, self._x = self._x, None
+            return fast.conv_backward(self, x, dout, need_dx=self.input_grad)
+        return self._backward_plain(dout)
+
+    def _forward_plain(self, x):
+        """The readable reference: im2col of the whole batch, then one batched matmul."""
+        self._check(x)
+        self._x = None
         xp = backend.get_array_module(x)
         n, c, _, _ = x.shape
         g, f = self.groups, self.out_channels
@@ -82,7 +103,7 @@ class Conv2d(Module):
         self._cols, self._x_shape = cols, x.shape
         return y
 
-    def backward(self, dout):
+    def _backward_plain(self, dout):
         if self._cols is None:
             raise RuntimeError("Conv2d.backward called without a forward pass before it")
         xp = backend.get_array_module(dout)
@@ -104,4 +125,6 @@ class Conv2d(Module):
         dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
         dcols = dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)
         self._cols = None  # free the biggest saved array as soon as it is used
+        if not self.input_grad:
+            return None
         return col2im(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)

@@ -3,6 +3,7 @@ docs/layers/linear.md; checked in tests/nn/test_linear.py."""
 
 import numpy as np
 
+from . import fast
 from .checks import check_float_input, check_same_dtype
 from .module import Module, Parameter
 
@@ -38,7 +39,12 @@ class Linear(Module):
         if self._x is None:
             raise RuntimeError("Linear.backward called without a forward pass before it")
         # y_nk = sum_i x_ni W_ki + b_k, so:
-        self.weight.grad += dout.T @ self._x  # dW_ki = sum_n dout_nk x_ni   (out, N) @ (N, in)
+        w = self.weight
+        if fast.use_fast(dout) and getattr(w, "grad_is_zero", False) and w.grad.flags.c_contiguous:
+            np.matmul(dout.T, self._x, out=w.grad)  # first gradient since zero_grad: no temporary
+        else:
+            w.grad += dout.T @ self._x  # dW_ki = sum_n dout_nk x_ni   (out, N) @ (N, in)
+        w.grad_is_zero = False
         self.bias.grad += dout.sum(axis=0)  # db_k = sum_n dout_nk
         dx = dout @ self.weight.data  # dx_ni = sum_k dout_nk W_ki      (N, out) @ (out, in)
         self._x = None

@@ -2,6 +2,7 @@
 Backward derived in docs/layers/lrn.md; checked in tests/nn/test_lrn.py."""
 
 from .. import backend
+from . import fast
 from .checks import check_float_input
 from .module import Module
 
@@ -59,6 +60,14 @@ class LocalResponseNorm(Module):
             raise ValueError(
                 f"LocalResponseNorm: {x.shape[1]} channels cannot be cut into groups={self.groups}"
             )
+        if fast.use_fast(x):  # NumPy: cache-sized chunks on all cores, pow by square roots
+            y, scale, inv = fast.lrn_forward(self, x)
+            self._x, self._scale, self._inv = x, scale, inv
+            return y
+        return self._forward_plain(x)
+
+    def _forward_plain(self, x):
+        """The readable reference, whole batch at once."""
         scale = channel_window_sum(x * x, self.size, self.groups)  # (N, C, H, W)
         scale *= self.alpha
         scale += self.k  # scale = k + alpha * window sum of squares, always >= k > 0
@@ -70,6 +79,9 @@ class LocalResponseNorm(Module):
         if self._x is None:
             raise RuntimeError("LocalResponseNorm.backward called without a forward pass before it")
         x, scale, inv = self._x, self._scale, self._inv
+        if fast.use_fast(dout):
+            self._x = self._scale = self._inv = None
+            return fast.lrn_backward(self, x, scale, inv, dout)
         # b_i = a_i * s_i^-beta with s_j = k + alpha * sum_{i in window(j)} a_i^2, so
         # db_j/da_i = [i == j] s_i^-beta - 2 alpha beta a_j s_j^(-beta-1) a_i [i in window(j)],
         # and since "i in window(j)" is symmetric:

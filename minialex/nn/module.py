@@ -24,6 +24,11 @@ class Parameter:
         self.data = data
         xp = get_array_module(data)
         self.grad = xp.zeros_like(data)
+        # True while grad is known to be all zeros (set by zero_grad): a backward may then
+        # write its gradient with matmul(out=grad) instead of adding a temporary into it.
+        # Anything that adds into grad clears it; writing into grad by hand after
+        # zero_grad and before a backward is therefore not supported on that path.
+        self.grad_is_zero = True
 
     @property
     def shape(self):
@@ -95,6 +100,7 @@ class Module:
     def zero_grad(self):
         for p in self.parameters():
             p.grad.fill(0)
+            p.grad_is_zero = True
 
     # -- modes ----------------------------------------------------------------------
     def train(self, mode=True):
@@ -124,6 +130,7 @@ class Module:
             p.data = data
             with device(xp, device_id):
                 p.grad = xp.zeros_like(data)
+            p.grad_is_zero = True
         return self
 
     def astype(self, dtype):

@@ -3,6 +3,7 @@ at stride 2. Backward derived in docs/layers/maxpool2d.md; checked in
 tests/nn/test_pool.py against finite differences and a naive loop."""
 
 from .. import backend
+from . import fast
 from .checks import check_float_input, pair
 from .im2col import conv_output_size
 from .module import Module, describe
@@ -29,6 +30,7 @@ class MaxPool2d(Module):
             raise ValueError("MaxPool2d: windows of more than 255 elements are not supported")
         self._argmax = None  # saved: (N, C, OH, OW) uint8, the winning offset i*KW + j of each window
         self._x_shape = None
+        self._fast_xy = None  # saved by the fast CPU forward instead: (input, output), see fast.py
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -43,6 +45,16 @@ class MaxPool2d(Module):
         kh, kw = self.kernel_size
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ValueError(f"MaxPool2d: window {self.kernel_size} is larger than input {describe(x)}")
+        if fast.use_fast(x):  # NumPy: cache-sized chunks on all cores, no boolean indexing
+            y, saved = fast.maxpool_forward(self, x, self.output_shape(x.shape))
+            self._argmax, self._x_shape, self._fast_xy = None, x.shape, (x, saved)
+            return y
+        return self._forward_plain(x)
+
+    def _forward_plain(self, x):
+        """The readable reference: one pass per kernel offset over the whole batch."""
+        self._fast_xy = None
+        kh, kw = self.kernel_size
         xp = backend.get_array_module(x)
         sh, sw = self.stride
         _, _, oh, ow = self.output_shape(x.shape)
@@ -63,6 +75,9 @@ class MaxPool2d(Module):
         return y
 
     def backward(self, dout):
+        if self._fast_xy is not None:
+            (x, y), self._fast_xy = self._fast_xy, None
+            return fast.maxpool_backward(self, x, y, dout)
         if self._argmax is None:
             raise RuntimeError("MaxPool2d.backward called without a forward pass before it")
         xp = backend.get_array_module(dout)

@@ -1,0 +1,239 @@
+"""The fast CPU paths (minialex/nn/fast.py) against the plain reference paths of each layer.
+
+Every test runs the same layer twice on the same input, once with
+``fast.ENABLED = False`` (the readable reference) and once with it on, and
+compares outputs, input gradients and parameter gradients. Chunk and block
+sizes are shrunk so that the batch is cut into several chunks, the last one
+partial, and the thread count is varied. Nothing here is timed.
+"""
+
+import numpy as np
+import pytest
+
+from minialex.nn import Conv2d, Linear, LocalResponseNorm, MaxPool2d, ReLU, fast
+from minialex.optim import SGD
+
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(params=["1", "2", "3"], ids=lambda t: f"threads{t}")
+def threads(request, monkeypatch):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", request.param)
+    return int(request.param)
+
+
+@pytest.fixture(params=["small", "default"])
+def chunking(request, monkeypatch):
+    """'small': chunks of 1-2 samples and blocks of a few positions, so batches split unevenly."""
+    if request.param == "small":
+        monkeypatch.setattr(fast, "COLS_BYTES", 1)  # one sample per conv chunk
+        monkeypatch.setattr(fast, "BLOCK_BYTES", 64)
+    return request.param
+
+
+def both_paths(monkeypatch, run):
+    """run() with the plain path, then with the fast path; returns both results."""
+    monkeypatch.setattr(fast, "ENABLED", False)
+    ref = run()
+    monkeypatch.setattr(fast, "ENABLED", True)
+    got = run()
+    return ref, got
+
+
+def assert_close(ref, got, dtype):
+    assert len(ref) == len(got)
+    for r, g in zip(ref, got):
+        if r is None:
+            assert g is None
+            continue
+        assert g.dtype == r.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(g, r, **TOL[dtype])
+
+
+# (in, out, kernel, stride, padding, groups, H, W)
+CONV_CASES = [
+    (3, 8, 11, 4, 2, 1, 31, 31),  # conv1-like: stride 4, padding
+    (4, 6, 5, 1, 2, 2, 9, 7),  # conv2-like: groups, padding, non-square
+    (4, 4, 3, 1, 1, 2, 6, 6),  # conv4-like
+    (2, 2, 3, 4, 0, 1, 10, 10),  # stride 4 leaves rows/cols 7..9 uncovered
+    (3, 2, 1, 1, 0, 1, 4, 5),  # 1x1 kernel
+    (4, 4, 3, 2, 0, 4, 7, 8),  # depthwise-like groups = channels, stride 2
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_fast_equals_plain(case, batch, dtype, threads, chunking, monkeypatch):
+    cin, cout, k, s, p, g, h, w = case
+    rng = np.random.default_rng(0)
+    layer = Conv2d(cin, cout, k, stride=s, padding=p, groups=g, init_std=1.0, rng=rng, dtype=dtype)
+    layer.bias.data[...] = rng.standard_normal(cout)
+    x = rng.standard_normal((batch, cin, h, w)).astype(dtype)
+    dy = rng.standard_normal(layer.output_shape(x.shape)).astype(dtype)
+
+    def run():
+        layer.zero_grad()
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        y2 = layer.forward(x)  # a second step: reused buffers, gradients accumulate
+        dx2 = layer.backward(dy)
+        return [y, dx, y2, dx2, layer.weight.grad.copy(), layer.bias.grad.copy()]
+
+    assert_close(*both_paths(monkeypatch, run), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_without_input_grad(dtype, monkeypatch):
+    rng = np.random.default_rng(1)
+    layer = Conv2d(3, 4, 5, stride=2, padding=1, rng=rng, init_std=1.0, dtype=dtype)
+    layer.input_grad = False
+    x = rng.standard_normal((3, 3, 12, 12)).astype(dtype)
+    dy = rng.standard_normal(layer.output_shape(x.shape)).astype(dtype)
+
+    def run():
+        layer.zero_grad()
+        layer.forward(x)
+        return [layer.backward(dy), layer.weight.grad.copy(), layer.bias.grad.copy()]
+
+    ref, got = both_paths(monkeypatch, run)
+    assert ref[0] is None and got[0] is None
+    assert_close(ref, got, dtype)
+
+
+# (channels, size, groups, H, W)
+LRN_CASES = [(96, 5, 2, 5, 7), (7, 5, 1, 3, 3), (6, 3, 3, 4, 2), (4, 7, 2, 3, 3), (10, 1, 1, 2, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+@pytest.mark.parametrize("case", LRN_CASES)
+def test_lrn_fast_equals_plain(case, beta, dtype, threads, chunking, monkeypatch):
+    c, size, groups, h, w = case
+    rng = np.random.default_rng(2)
+    layer = LocalResponseNorm(size, alpha=0.05, beta=beta, k=2.0, groups=groups)
+    x = (3 * rng.standard_normal((5, c, h, w))).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+
+    def run():
+        y = layer.forward(x)
+        return [y, layer.backward(dy)]
+
+    assert_close(*both_paths(monkeypatch, run), dtype)
+
+
+# (kernel, stride, H, W)
+POOL_CASES = [(3, 2, 13, 13), (3, 2, 8, 9), (2, 2, 6, 6), (3, 1, 5, 4), (2, 3, 8, 8)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_maxpool_fast_equals_plain(case, batch, ties, dtype, threads, chunking, monkeypatch):
+    k, s, h, w = case
+    rng = np.random.default_rng(3)
+    layer = MaxPool2d(k, s)
+    if ties:  # few distinct values: many windows have tied maxima (first offset wins)
+        x = rng.integers(-2, 3, size=(batch, 3, h, w)).astype(dtype)
+    else:
+        x = rng.standard_normal((batch, 3, h, w)).astype(dtype)
+    dy = rng.standard_normal(layer.output_shape(x.shape)).astype(dtype)
+
+    def run():
+        y = layer.forward(x)
+        return [y, layer.backward(dy)]
+
+    ref, got = both_paths(monkeypatch, run)
+    for r, g in zip(ref, got):
+        np.testing.assert_array_equal(g, r)  # max and routing are exact
+
+
+def test_maxpool_fast_survives_inplace_relu_after_it(monkeypatch):
+    """The fast backward keeps its own copy of the output, so an in-place layer after the pool is safe."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7, 7))
+    dy = rng.standard_normal((2, 3, 3, 3))
+
+    def run():
+        pool, relu = MaxPool2d(3, 2), ReLU(inplace=True)
+        relu.forward(pool.forward(x))
+        return pool.backward(relu.backward(dy))
+
+    ref, got = both_paths(monkeypatch, run)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (5, 7), (3, 4, 5, 6), (2, 300000)])
+def test_relu_fast_equals_plain(shape, dtype, threads, monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::7] = 0.0  # exact zeros get zero gradient on both paths
+    dy = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        layer = ReLU()
+        return [layer.forward(x), layer.backward(dy)]
+
+    ref, got = both_paths(monkeypatch, run)
+    for r, g in zip(ref, got):
+        np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_fast_grad_accumulation(dtype, monkeypatch):
+    """Linear writes dW straight into a freshly zeroed grad and adds on later backwards."""
+    rng = np.random.default_rng(6)
+    layer = Linear(7, 5, init_std=1.0, rng=rng, dtype=dtype)
+    x = rng.standard_normal((4, 7)).astype(dtype)
+    dy = rng.standard_normal((4, 5)).astype(dtype)
+
+    def run():
+        layer.zero_grad()
+        out = [layer.forward(x), layer.backward(dy), layer.weight.grad.copy()]
+        layer.forward(x)
+        layer.backward(dy)  # accumulates: twice the first gradient
+        out.append(layer.weight.grad.copy())
+        layer.weight.grad[...] = 1.0  # written by hand: the next backward must add to it
+        layer.forward(x)
+        layer.backward(dy)
+        return out + [layer.weight.grad.copy(), layer.bias.grad.copy()]
+
+    ref, got = both_paths(monkeypatch, run)
+    assert_close(ref, got, dtype)
+    np.testing.assert_allclose(got[3], 2 * got[2], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decay_biases", [True, False])
+def test_sgd_fast_equals_plain(dtype, decay_biases, threads, monkeypatch):
+    monkeypatch.setattr(fast, "SGD_BLOCK", 5)  # parameters span several blocks, the last partial
+    rng = np.random.default_rng(7)
+
+    def run():
+        r = np.random.default_rng(8)
+        layer = Linear(6, 4, init_std=1.0, rng=r, dtype=dtype)
+        opt = SGD(layer.named_parameters(), lr=0.1, momentum=0.9, weight_decay=0.01,
+                  decay_biases=decay_biases)
+        for _ in range(3):
+            for p in layer.parameters():
+                p.grad[...] = r.standard_normal(p.shape)
+            opt.step()
+        return [layer.weight.data, layer.bias.data] + opt.velocities
+
+    del rng
+    assert_close(*both_paths(monkeypatch, run), dtype)
+
+
+def test_fast_paths_keep_float32(monkeypatch):
+    """No float64 upcast anywhere in a float32 forward and backward."""
+    monkeypatch.setattr(fast, "ENABLED", True)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 4, 11, 11)).astype(np.float32)
+    for layer in (Conv2d(4, 6, 3, padding=1, groups=2, rng=rng), LocalResponseNorm(groups=2),
+                  MaxPool2d(3, 2), ReLU()):
+        y = layer.forward(x)
+        assert y.dtype == np.float32
+        assert layer.backward(np.ones_like(y)).dtype == np.float32
