@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from functools import partial
 
 import numpy as np
 from tqdm import tqdm
@@ -186,7 +187,7 @@ class Trainer:
             self._partial = {"loss": 0.0, "top1": 0, "count": 0}
             self.save()
             self._write_logs()
-            (tqdm.write if self.progress else print)(
+            (tqdm.write if self.progress else partial(print, flush=True))(
                 f"epoch {epoch + 1}/{self.epochs}  lr {lr:.2g}  train loss {row['train_loss']:.4f}  "
                 f"val loss {row['val_loss']:.4f}  top-1 err {row['val_top1_err']:.2f}%  "
                 f"top-5 err {row['val_top5_err']:.2f}%  {row['images_per_second']:.1f} img/s  "
