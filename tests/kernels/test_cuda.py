@@ -1,0 +1,149 @@
+"""The CuPy kernels (minialex/kernels/cuda.py) agree with their NumPy twins and the layers.
+
+Every test here carries the ``gpu`` marker (tests/conftest.py skips them with
+the reason where CuPy or a GPU is missing). Run them with
+``python -m pytest -m gpu -rs tests/kernels`` on a machine with a GPU.
+"""
+
+import numpy as np
+import pytest
+
+from minialex import backend
+from minialex.kernels import twins
+from minialex.nn import LocalResponseNorm, MaxPool2d
+from minialex.nn.im2col import col2im, im2col
+
+from .test_twins import CONV_CASES, LRN_CASES, POOL_CASES, _pool_input
+
+pytestmark = pytest.mark.gpu
+
+DTYPES = [np.float32, np.float64]
+
+
+def _tol(dtype):
+    # the GPU may fuse multiply-adds and uses its own pow: close, not always bit-equal
+    return dict(rtol=2e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture(scope="module")
+def cp():
+    return backend.get_backend("cupy")
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from minialex.kernels import cuda
+    return cuda
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
+def test_im2col_kernel(cp, cuda, rng, dtype, shape, k, s, p):
+    x = rng.standard_normal(shape).astype(dtype)
+    got = cuda.im2col(cp.asarray(x), k, s, p)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(cp.asnumpy(got), twins.im2col(x, k, s, p))
+    np.testing.assert_array_equal(cp.asnumpy(got), im2col(x, k, s, p))
+    np.testing.assert_array_equal(cp.asnumpy(got), cp.asnumpy(im2col(cp.asarray(x), k, s, p)))
+    buf = cp.full(got.shape, np.nan, dtype=dtype)  # the out= buffer is filled completely
+    assert cuda.im2col(cp.asarray(x), k, s, p, out=buf) is buf
+    np.testing.assert_array_equal(cp.asnumpy(buf), cp.asnumpy(got))
+
+
+def test_im2col_kernel_noncontiguous_input(cp, cuda, rng):
+    x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)[:, ::2, :, ::-1]
+    got = cuda.im2col(cp.asarray(x), (3, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(cp.asnumpy(got), im2col(x, (3, 3), (2, 2), (1, 1)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
+def test_col2im_kernel(cp, cuda, rng, dtype, shape, k, s, p):
+    cols = rng.standard_normal(im2col(np.zeros(shape, dtype), k, s, p).shape).astype(dtype)
+    got = cuda.col2im(cp.asarray(cols), shape, k, s, p)
+    assert got.shape == shape and got.dtype == dtype
+    got = cp.asnumpy(got)
+    np.testing.assert_allclose(got, twins.col2im(cols, shape, k, s, p), **_tol(dtype))
+    np.testing.assert_allclose(got, col2im(cols, shape, k, s, p), **_tol(dtype))
+
+
+def test_col2im_kernel_is_deterministic(cp, cuda, rng):
+    shape, k, s, p = (8, 16, 27, 27), (5, 5), (1, 1), (2, 2)
+    cols = cp.asarray(rng.standard_normal(im2col(np.zeros(shape, np.float32), k, s, p).shape),
+                      dtype=cp.float32)
+    first = cp.asnumpy(cuda.col2im(cols, shape, k, s, p))
+    for _ in range(3):
+        np.testing.assert_array_equal(cp.asnumpy(cuda.col2im(cols, shape, k, s, p)), first)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s", POOL_CASES)
+def test_maxpool_kernels(cp, cuda, rng, dtype, shape, k, s, ties):
+    x = _pool_input(rng, shape, dtype, ties)
+    dout = rng.standard_normal(MaxPool2d(k, s).output_shape(shape)).astype(dtype)
+    y, argmax = cuda.maxpool_forward(cp.asarray(x), k, s)
+    assert y.dtype == dtype and argmax.dtype == np.uint8
+    y_twin, argmax_twin = twins.maxpool_forward(x, k, s)
+    np.testing.assert_array_equal(cp.asnumpy(y), y_twin)
+    np.testing.assert_array_equal(cp.asnumpy(argmax), argmax_twin)
+
+    pool = MaxPool2d(k, s)  # the layer's CuPy path (plain) keeps its argmax
+    np.testing.assert_array_equal(cp.asnumpy(pool.forward(cp.asarray(x))), y_twin)
+    np.testing.assert_array_equal(cp.asnumpy(pool._argmax), argmax_twin)
+    dx_layer = cp.asnumpy(pool.backward(cp.asarray(dout)))
+
+    dx = cuda.maxpool_backward(cp.asarray(dout), argmax, shape, k, s)
+    assert dx.shape == shape and dx.dtype == dtype
+    dx = cp.asnumpy(dx)
+    np.testing.assert_allclose(dx, twins.maxpool_backward(dout, argmax_twin, shape, k, s), **_tol(dtype))
+    np.testing.assert_allclose(dx, dx_layer, **_tol(dtype))
+    numpy_pool = MaxPool2d(k, s)
+    numpy_pool.forward(x)
+    np.testing.assert_allclose(dx, numpy_pool.backward(dout), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c,size,groups", LRN_CASES)
+def test_lrn_kernels(cp, cuda, rng, dtype, c, size, groups):
+    shape = (2, c, 3, 4)
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    alpha, beta, k = 1e-2, 0.75, 2.0
+    tol = _tol(dtype)
+
+    y, scale, inv = cuda.lrn_forward(cp.asarray(x), size, alpha, beta, k, groups)
+    assert y.dtype == scale.dtype == inv.dtype == dtype
+    for got, want in zip((y, scale, inv), twins.lrn_forward(x, size, alpha, beta, k, groups)):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **tol)
+    dx = cuda.lrn_backward(cp.asarray(dout), cp.asarray(x), scale, inv, size, alpha, beta, groups)
+    assert dx.dtype == dtype
+    _, s_t, i_t = twins.lrn_forward(x, size, alpha, beta, k, groups)
+    np.testing.assert_allclose(cp.asnumpy(dx), twins.lrn_backward(dout, x, s_t, i_t, size, alpha, beta, groups),
+                               **tol)
+
+    for data in (x, cp.asarray(x)):  # the layer on NumPy and on CuPy
+        xp_ = cp if isinstance(data, cp.ndarray) else np
+        layer = LocalResponseNorm(size=size, alpha=alpha, beta=beta, k=k, groups=groups)
+        y_layer = layer.forward(data)
+        dx_layer = layer.backward(xp_.asarray(dout))
+        np.testing.assert_allclose(cp.asnumpy(y), cp.asnumpy(y_layer), **tol)
+        np.testing.assert_allclose(cp.asnumpy(dx), cp.asnumpy(dx_layer), **tol)
+
+
+def test_kernels_on_alexnet_shapes(cp, cuda, rng):
+    """conv1, pool1 and lrn1 at the paper's sizes (batch 2), float32."""
+    x = cp.asarray(rng.standard_normal((2, 3, 224, 224)), dtype=cp.float32)
+    cols = cuda.im2col(x, (11, 11), (4, 4), (2, 2))
+    assert cols.shape == (2, 3, 11, 11, 55, 55)
+    np.testing.assert_array_equal(cp.asnumpy(cols), cp.asnumpy(im2col(x, (11, 11), (4, 4), (2, 2))))
+    np.testing.assert_allclose(cp.asnumpy(cuda.col2im(cols, x.shape, (11, 11), (4, 4), (2, 2))),
+                               cp.asnumpy(col2im(cols, x.shape, (11, 11), (4, 4), (2, 2))), rtol=1e-5, atol=1e-5)
+    a = cp.asarray(rng.standard_normal((2, 96, 55, 55)), dtype=cp.float32)
+    y, argmax = cuda.maxpool_forward(a, (3, 3), (2, 2))
+    pool = MaxPool2d(3, 2)
+    np.testing.assert_array_equal(cp.asnumpy(y), cp.asnumpy(pool.forward(a)))
+    np.testing.assert_array_equal(cp.asnumpy(argmax), cp.asnumpy(pool._argmax))
+    lrn = LocalResponseNorm(groups=2)
+    y_l, _, _ = cuda.lrn_forward(a, 5, 1e-4, 0.75, 2.0, 2)
+    np.testing.assert_allclose(cp.asnumpy(y_l), cp.asnumpy(lrn.forward(a)), rtol=1e-5, atol=1e-6)
