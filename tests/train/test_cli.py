@@ -120,3 +120,16 @@ def test_corrupt_checkpoint_and_predict_errors(tmp_path, tiny_folder):
     img = tmp_path / "x.jpg"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
     assert_one_line_error(script(PREDICT, str(img), "--checkpoint", str(bad)), "cannot read checkpoint")
+
+
+def test_train_cifar10_script(tmp_path):
+    from tests.data.test_cifar10 import write_fake_cifar
+    root = tmp_path / "cifar"
+    write_fake_cifar(root, n=8)
+    proc = script(os.path.join(ROOT, "examples", "train_cifar10.py"), "--data", str(root), "--epochs", "1",
+                  "-b", "8", "--output-dir", str(tmp_path / "out"), "--no-progress", "--model", "tiny",
+                  "--crop-size", "24")
+    assert proc.returncode == 0, proc.stderr
+    assert "CIFAR-10" in proc.stdout and (tmp_path / "out" / "checkpoint.npz").is_file()
+    assert_one_line_error(script(os.path.join(ROOT, "examples", "train_cifar10.py"), "--data",
+                                 str(tmp_path / "nope")), "nope")
