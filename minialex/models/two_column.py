@@ -11,7 +11,7 @@ import numpy as np
 from .. import backend
 from ..backend import check_device, get_backend
 from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
-from ..nn.module import Module
+from ..nn.module import Module, state_mismatches
 from .alexnet import INIT_BIAS, WEIGHT_LAYERS, AlexNet, dropout_seed, layer_rng
 
 COLUMNS = ("a", "b")  # column A runs on devices[0], column B on devices[1]
@@ -334,15 +334,7 @@ class TwoColumnAlexNet(AlexNet):
         for row in self.cfg.layer_table():
             expected[row["name"] + ".weight"] = row["weight"]
             expected[row["name"] + ".bias"] = row["bias"]
-        problems = []
-        missing = [n for n in expected if n not in state]
-        unexpected = [n for n in state if n not in expected]
-        if missing:
-            problems.append("missing: " + ", ".join(missing))
-        if unexpected and strict:
-            problems.append("unexpected: " + ", ".join(unexpected))
-        problems += [f"{n}: checkpoint shape {tuple(state[n].shape)} != model shape {shape}"
-                     for n, shape in expected.items() if n in state and tuple(state[n].shape) != shape]
+        problems = state_mismatches(expected, state, strict)
         if problems:
             raise ValueError("TwoColumnAlexNet.load_state_dict: state does not match the model:\n  "
                              + "\n  ".join(problems))

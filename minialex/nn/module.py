@@ -150,18 +150,7 @@ class Module:
         them at once instead of fixing them one by one.
         """
         own = OrderedDict(self.named_parameters())
-        problems = []
-        missing = [n for n in own if n not in state]
-        unexpected = [n for n in state if n not in own]
-        if missing:
-            problems.append("missing: " + ", ".join(missing))
-        if unexpected and strict:
-            problems.append("unexpected: " + ", ".join(unexpected))
-        for name, p in own.items():
-            if name in state and tuple(state[name].shape) != tuple(p.data.shape):
-                problems.append(
-                    f"{name}: checkpoint shape {tuple(state[name].shape)} != model shape {tuple(p.data.shape)}"
-                )
+        problems = state_mismatches({n: tuple(p.data.shape) for n, p in own.items()}, state, strict)
         if problems:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: state does not match the model:\n  "
@@ -189,6 +178,20 @@ class Module:
         if len(lines) == 1:
             return lines[0] + ")"
         return "\n".join(lines) + "\n)"
+
+
+def state_mismatches(expected, state, strict=True):
+    """Every way ``state`` ({name: array}) fails to fit ``expected`` ({name: shape}), as text lines."""
+    problems = []
+    missing = [n for n in expected if n not in state]
+    unexpected = [n for n in state if n not in expected]
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if unexpected and strict:
+        problems.append("unexpected: " + ", ".join(unexpected))
+    problems += [f"{n}: checkpoint shape {tuple(state[n].shape)} != model shape {tuple(shape)}"
+                 for n, shape in expected.items() if n in state and tuple(state[n].shape) != tuple(shape)]
+    return problems
 
 
 def describe(x):
