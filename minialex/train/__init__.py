@@ -8,7 +8,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .metrics import Average, topk_correct
 from .plots import filter_grid, save_curves
 from .schedule import PlateauSchedule, StepSchedule
-from .trainer import NonFiniteLossError, Trainer
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
 __all__ = ["Average", "CheckpointError", "NonFiniteLossError", "PlateauSchedule", "StepSchedule", "Trainer",
-           "filter_grid", "load_checkpoint", "save_checkpoint", "save_curves", "topk_correct"]
+           "TrainingInterrupted", "filter_grid", "load_checkpoint", "save_checkpoint", "save_curves", "topk_correct"]

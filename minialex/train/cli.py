@@ -17,7 +17,7 @@ from ..data import (DataError, DataLoader, EvalTransform, ImageFolder, TrainTran
                     check_same_classes, cifar10_datasets, ensure_synthetic_dataset, load_or_compute_stats)
 from ..models import AlexNet
 from .checkpoint import CheckpointError
-from .trainer import NonFiniteLossError, Trainer
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -213,9 +213,11 @@ def main(argv=None, dataset_kind="imagenet"):
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except TrainingInterrupted as exc:
+        print(f"interrupted: saved {exc.checkpoint}; continue with --resume {exc.checkpoint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("\ninterrupted: checkpoint saved; continue with --resume <output-dir>/checkpoint.npz",
-              file=sys.stderr)
+        print("interrupted before training started; nothing to save", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

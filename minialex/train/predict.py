@@ -32,8 +32,7 @@ class Predictor:
                                        mean=pre.get("mean", "image"))
 
     def topk(self, image_path, k=5):
-        img, _ = read_image(image_path), None
-        x = self.transform(img)[None]  # (1, 3, S, S)
+        x = self.transform(read_image(image_path))[None]  # (1, 3, S, S)
         probs = softmax(self.model.forward(x))[0]  # (K,)
         order = np.argsort(-probs)[:k]
         return [(float(probs[i]), self.classes[i], self.names[i]) for i in order]

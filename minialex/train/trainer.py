@@ -23,6 +23,14 @@ CSV_FIELDS = ["epoch", "lr", "train_loss", "train_top1_err", "val_loss", "val_to
               "epoch_seconds", "images_per_second", "data_wait_share"]
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: a checkpoint of the current step was saved to ``checkpoint``."""
+
+    def __init__(self, checkpoint):
+        super().__init__(checkpoint)
+        self.checkpoint = checkpoint
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
 
@@ -178,7 +186,7 @@ class Trainer:
                 row = self.train_epoch(epoch)
             except KeyboardInterrupt:
                 self.save()
-                raise
+                raise TrainingInterrupted(self.checkpoint_path) from None
             row.update(self.evaluate(epoch=epoch))
             row.update(epoch=epoch + 1, lr=lr)
             self.history.append(row)

@@ -33,7 +33,7 @@ def test_resume_between_epochs_is_bitwise_exact(tiny_folder, tmp_path):
     assert meta_a["dropout"] == meta_b["dropout"]
 
 
-def test_interrupt_mid_epoch_then_resume_is_bitwise_exact(tiny_folder, tmp_path, monkeypatch):
+def test_interrupt_mid_epoch_then_resume_is_bitwise_exact(tiny_folder, tmp_path, monkeypatch, capsys):
     assert main(tiny_args(tiny_folder, tmp_path / "straight", "--epochs", "2")) == 0
 
     original = Trainer.train_step
@@ -47,6 +47,7 @@ def test_interrupt_mid_epoch_then_resume_is_bitwise_exact(tiny_folder, tmp_path,
 
     monkeypatch.setattr(Trainer, "train_step", interrupted)
     assert main(tiny_args(tiny_folder, tmp_path / "cut", "--epochs", "2")) == 130
+    assert "interrupted: saved" in capsys.readouterr().err
     monkeypatch.setattr(Trainer, "train_step", original)
     _, meta = load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
     assert (meta["epoch"], meta["step_in_epoch"]) == (1, 1)
