@@ -143,6 +143,9 @@ def worker_minialex(args):
     from minialex.optim import SGD
 
     xp = backend.get_backend(args.backend)
+    if args.backend == "numpy":
+        from minialex.nn import fast
+        fast.retain_freed_memory()  # what the training script does too; see fast.py
     model, source = build_minialex(args.batch_size)
     model.to(backend=xp, dtype=np.float32)
     model.train()

@@ -51,6 +51,39 @@ def use_fast(x):
     return ENABLED and isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
+# ---------------------------------------------------------------------------------------
+# Memory: keep freed large blocks instead of returning them to the kernel
+# ---------------------------------------------------------------------------------------
+# glibc serves every allocation above 32 MB (most activations here) with a fresh mmap and
+# unmaps it on free, so each step page-faults and zero-fills ~2 GB of new pages. Measured
+# in the full step that is 0.1-0.16 s for a single 91 MB array (lrn2's output) and 0.4 s per
+# step in all (4.40 -> 4.00 s), while peak RSS rose only 2330 -> 2388 MiB: the step's
+# allocations repeat, so the kept heap is reused. This is process-wide (like a caching
+# allocator); MINIALEX_KEEP_MALLOC=1 leaves glibc's defaults alone.
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
+
+
+def retain_freed_memory():
+    """mallopt(M_MMAP_MAX, 0) and a 2 GB M_TRIM_THRESHOLD: large arrays come from the heap and
+    freed ones stay mapped for the next step. A no-op off glibc.
+
+    This changes how the whole process allocates memory, and freed memory is no
+    longer returned to the operating system, so a library must not do it behind
+    its user's back: importing minialex never calls it. The training command line
+    (minialex/train/cli.py) and the benchmark call it for NumPy runs, where it
+    saves about 0.4 s of page faults per AlexNet step (docs/performance.md).
+    """
+    if os.environ.get("MINIALEX_KEEP_MALLOC") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def parallel(fn, n_items, workers=None):
     """Call fn(start, stop, t) on ``workers`` contiguous slices of range(n_items), in parallel
     (t = 0, 1, ... numbers the slice, so each call can keep its own buffers)."""
@@ -271,24 +304,49 @@ def _run(work, n):
 # ---------------------------------------------------------------------------------------
 # Local response normalization
 # ---------------------------------------------------------------------------------------
-def _window_sum_into(a, s, size, groups):
-    """s = channel window sum of a (n, C, P), windows clipped at group edges; a and s may be views."""
-    n, c, p = a.shape
-    half, cg = size // 2, c // groups
-    np.copyto(s, a)
-    for gi in range(groups):
-        a_g, s_g = a[:, gi * cg:(gi + 1) * cg], s[:, gi * cg:(gi + 1) * cg]
-        for d in range(1, min(half, cg - 1) + 1):
-            s_g[:, d:] += a_g[:, :-d]
-            s_g[:, :-d] += a_g[:, d:]
+# A block is one sample x all channels x all positions when that slab is at most
+# LRN_BLOCK_BYTES (lrn1: 1.2 MB, lrn2: 0.75 MB), seen as (G, C/G, P). Whole samples matter:
+# a block is then contiguous in x, y, scale and inv, and NumPy's SIMD loops run on it;
+# on a strided run of positions (rows of m < P) the same ufuncs measured 3-4x slower per
+# element (34 vs 9 us for 131K floats). Larger samples fall back to runs of positions.
+# The costs that remain are the number of passes, which are counted:
+#   forward  11 passes: (x sqrt(alpha))^2 (2), window sum (3), + k (1), ^-beta (4), y (1)
+#   backward  9 passes: d = dout s^-beta (1), t = d x / s (2), window sum (3), * x, * c2, + d (3)
+LRN_BLOCK_BYTES = 2 << 20
 
 
-def _neg_pow(scale, beta, out):
-    """out = scale ** -beta; for the paper's beta = 0.75 as 1 / (sqrt(s) * sqrt(sqrt(s)))."""
+def _lrn_blocks(n, c, p, itemsize):
+    """(sample, p0, p1) blocks: one sample, all channels, all positions or a run of them."""
+    step = p if c * p * itemsize <= LRN_BLOCK_BYTES else max(8, LRN_BLOCK_BYTES // max(1, c * itemsize))
+    return step, [(i, a, min(a + step, p)) for i in range(n) for a in range(0, p, step)]
+
+
+def _window_sum_padded(ap, s, size, cg, pairs):
+    """s[g, i] = sum of ap[g, i : i + size]: the window sum of a channel-padded block.
+
+    ``ap`` (G, cg + size - 1, m) holds the block between ``size // 2`` zero channels on
+    each side of every group, so windows clip at group edges with no special cases.
+    Sums of neighbouring pairs halve the shifted adds: for size 5,
+    s = (a0 + a1) + (a2 + a3) + a4 is 3 passes instead of 5.
+    """
+    if size == 1:
+        np.copyto(s, ap)
+        return s
+    np.add(ap[:, :-1], ap[:, 1:], out=pairs)
+    terms = [pairs[:, q:q + cg] for q in range(0, size - 1, 2)] + [ap[:, size - 1:size - 1 + cg]]
+    np.add(terms[0], terms[1], out=s)
+    for t in terms[2:]:
+        s += t
+    return s
+
+
+def _neg_pow(scale, beta, out, tmp):
+    """out = scale ** -beta; for the paper's beta = 0.75 as 1 / (sqrt(s) * sqrt(sqrt(s)))
+    (4 cheap passes; np.power is about 3x slower than all four together)."""
     if beta == 0.75:
         np.sqrt(scale, out=out)
-        r = np.sqrt(out)
-        out *= r
+        np.sqrt(out, out=tmp)
+        out *= tmp
         np.reciprocal(out, out=out)
     elif beta == 0.5:
         np.sqrt(scale, out=out)
@@ -298,32 +356,41 @@ def _neg_pow(scale, beta, out):
     return out
 
 
-BLOCK_BYTES = 256 << 10  # one working array of an elementwise block: several fit in L2
-
-
-def _blocks(shape, itemsize):
-    """(n, p0, p1) blocks of an (N, C, P) array: one sample, a run of positions, all channels."""
-    n, c, p = shape
-    step = max(64, BLOCK_BYTES // max(1, c * itemsize))
-    return [(i, a, min(a + step, p)) for i in range(n) for a in range(0, p, step)]
+def _lrn_scratch(layer, tid, g, cg, half, step, dtype):
+    """Per-thread block buffers: the channel-padded block (its pads zeroed here and never
+    written afterwards), the pair sums, and one spare block."""
+    padded = buffer(layer, ("lrn_pad", tid), (g, cg + 2 * half, step), dtype, zero=True)
+    pairs = buffer(layer, ("lrn_pairs", tid), (g, cg + 2 * half - 1, step), dtype)
+    spare = buffer(layer, ("lrn_spare", tid), (g, cg, step), dtype)
+    return padded, pairs, spare
 
 
 def lrn_forward(layer, x):
     n, c = x.shape[:2]
+    g, size = layer.groups, layer.size
+    cg, half = c // g, size // 2
     x3 = x.reshape(n, c, -1)
-    y, scale, inv = np.empty_like(x3), np.empty_like(x3), np.empty_like(x3)
-    jobs = _blocks(x3.shape, x.itemsize)
+    # scale and inv live on the layer from step to step (only its backward reads them): fresh
+    # 150 MB arrays cost page faults every step, which measured up to 0.1 s for lrn2 in the
+    # full step. y is returned to the caller, so it is always a new array.
+    y = np.empty_like(x3)
+    scale, inv = buffer(layer, "lrn_scale", x3.shape, x.dtype), buffer(layer, "lrn_inv", x3.shape, x.dtype)
+    step, jobs = _lrn_blocks(n, c, x3.shape[2], x.itemsize)
+    root_alpha = float(np.sqrt(layer.alpha))
 
-    def work(start, stop, _t):
+    def work(start, stop, tid):
+        padded, pairs, spare = _lrn_scratch(layer, tid, g, cg, half, step, x.dtype)
         for i, a, b in jobs[start:stop]:
-            xs = x3[i:i + 1, :, a:b]
-            sq = np.multiply(xs, xs)
-            sq *= layer.alpha
-            s = scale[i:i + 1, :, a:b]
-            _window_sum_into(sq, s, layer.size, layer.groups)  # alpha * sum of squares
+            m = b - a
+            xs = x3[i, :, a:b].reshape(g, cg, m)
+            sq = padded[:, half:half + cg, :m]
+            np.multiply(xs, root_alpha, out=sq)  # alpha a^2 as (sqrt(alpha) a)^2: alpha folded in
+            np.square(sq, out=sq)
+            s = _window_sum_padded(padded[:, :, :m], scale[i, :, a:b].reshape(g, cg, m), size, cg,
+                                   pairs[:, :, :m])
             s += layer.k
-            iv = _neg_pow(s, layer.beta, inv[i:i + 1, :, a:b])
-            np.multiply(xs, iv, out=y[i:i + 1, :, a:b])
+            iv = _neg_pow(s, layer.beta, inv[i, :, a:b].reshape(g, cg, m), spare[:, :, :m])
+            np.multiply(xs, iv, out=y[i, :, a:b].reshape(g, cg, m))
 
     parallel(work, len(jobs))
     return y.reshape(x.shape), scale.reshape(x.shape), inv.reshape(x.shape)
@@ -331,31 +398,38 @@ def lrn_forward(layer, x):
 
 def lrn_backward(layer, x, scale, inv, dout):
     n, c = x.shape[:2]
+    g, size = layer.groups, layer.size
+    cg, half = c // g, size // 2
     x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, scale, inv, dout))
     dx = np.empty_like(x3)
-    jobs = _blocks(x3.shape, x.itemsize)
+    step, jobs = _lrn_blocks(n, c, x3.shape[2], x.itemsize)
     c2 = -2.0 * layer.alpha * layer.beta
 
-    def work(start, stop, _t):
+    def work(start, stop, tid):
+        padded, pairs, ws = _lrn_scratch(layer, tid, g, cg, half, step, x.dtype)
         for i, a, b in jobs[start:stop]:
-            sl = (slice(i, i + 1), slice(None), slice(a, b))
-            xs, d = x3[sl], dx[sl]
-            np.multiply(d3[sl], i3[sl], out=d)  # dout_i s_i^-beta, the direct term
-            t = np.multiply(d, xs)
-            t /= s3[sl]  # dout_j a_j s_j^(-beta-1)
-            ws = np.empty_like(t)
-            _window_sum_into(t, ws, layer.size, layer.groups)
-            ws *= xs
-            ws *= c2
-            d += ws
+            m = b - a
+            xs, ss, ivs, ds, d = (arr[i, :, a:b].reshape(g, cg, m) for arr in (x3, s3, i3, d3, dx))
+            np.multiply(ds, ivs, out=d)  # dout_i s_i^-beta, the direct term
+            t = padded[:, half:half + cg, :m]
+            np.multiply(d, xs, out=t)
+            t /= ss  # dout_j a_j s_j^(-beta-1)
+            w = _window_sum_padded(padded[:, :, :m], ws[:, :, :m], size, cg, pairs[:, :, :m])
+            w *= xs
+            w *= c2
+            d += w
 
     parallel(work, len(jobs))
     return dx.reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------
+BLOCK_BYTES = 256 << 10  # a chunk of samples is about 4 of these
 # Max-pool
 # ---------------------------------------------------------------------------------------
+BLOCK_BYTES = 256 << 10  # a chunk of samples is about 4 of these
+
+
 def maxpool_forward(layer, x, out_shape):
     """A running np.maximum over the KH*KW offsets; no argmax (backward finds the winners from x
     and y). Returns y and a private copy of it for backward, safe from in-place layers after us."""

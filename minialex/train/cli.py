@@ -16,6 +16,7 @@ from ..backend import BackendError
 from ..data import (DataError, DataLoader, EvalTransform, ImageFolder, TrainTransform,
                     check_same_classes, cifar10_datasets, ensure_synthetic_dataset, load_or_compute_stats)
 from ..models import AlexNet
+from ..nn import fast
 from .checkpoint import CheckpointError
 from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
@@ -127,6 +128,8 @@ def run(argv, dataset_kind="imagenet"):
     if (args.batch_size is not None and args.batch_size < 1) or args.workers < 1:
         raise UsageError("--batch-size and --workers must be at least 1")
     xp = backend.get_backend(args.backend)  # BackendError (with the install hint) if CuPy is missing
+    if args.backend == "numpy":
+        fast.retain_freed_memory()  # keep big freed arrays mapped: no page faults every step
     for d in devices:
         backend.check_device(xp, d)
 

@@ -29,6 +29,7 @@ def chunking(request, monkeypatch):
     if request.param == "small":
         monkeypatch.setattr(fast, "COLS_BYTES", 1)  # one sample per conv chunk
         monkeypatch.setattr(fast, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(fast, "LRN_BLOCK_BYTES", 64)  # runs of 8 positions, the last partial
     return request.param
 
 
