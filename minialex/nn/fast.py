@@ -260,6 +260,7 @@ def conv_backward(layer, x, dout, need_dx=True):
         xpad = buffer(layer, ("xpad", tid), (c, chunk, h + 2 * ph, w + 2 * pw), x.dtype)
         dy = buffer(layer, ("out", tid), (g, fg, chunk * L), x.dtype)
         dw = np.zeros((g, fg, k), dtype=x.dtype)
+        db = np.zeros(f, dtype=x.dtype)
         tmp = np.empty((fg, k), dtype=x.dtype)
         for a, b in chunks(start, stop, chunk):
             m = b - a
@@ -267,6 +268,9 @@ def conv_backward(layer, x, dout, need_dx=True):
             cols_g = cols.reshape(g, k, chunk * L)[:, :, :m * L]
             dy_g = dy[:, :, :m * L]
             dy_g.reshape(f, m, L)[...] = dout3[a:b].transpose(1, 0, 2)  # (m, F, L) -> (F, m*L)
+            # the bias gradient from the chunk while it is in cache, on this thread (summing
+            # the whole dout afterwards was a single-threaded pass: 14 ms for conv1's)
+            db += dy_g.reshape(f, m * L).sum(axis=1)
             for gi in range(g):
                 np.matmul(dy_g[gi], cols_g[gi].T, out=tmp)  # dW_g += dy_g @ cols_g^T
                 dw[gi] += tmp
@@ -282,13 +286,13 @@ def conv_backward(layer, x, dout, need_dx=True):
                 for j in range(kw):
                     dpad[:, :, i:i_end:sh, j:j + sw * (ow - 1) + 1:sw] += cv[:, i, j]
             dx[a:b] = dpad[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
-        partial_dw[tid] = dw
+        partial_dw[tid] = dw, db
 
     _run(work, n)
     gw = layer.weight.grad.reshape(g, fg, k)
-    for dw in partial_dw.values():
+    for dw, db in partial_dw.values():
         gw += dw
-    layer.bias.grad += dout3.sum(axis=(0, 2))
+        layer.bias.grad += db
     return dx
 
 
@@ -424,7 +428,6 @@ def lrn_backward(layer, x, scale, inv, dout):
 
 
 # ---------------------------------------------------------------------------------------
-BLOCK_BYTES = 256 << 10  # a chunk of samples is about 4 of these
 # Max-pool
 # ---------------------------------------------------------------------------------------
 BLOCK_BYTES = 256 << 10  # a chunk of samples is about 4 of these
@@ -455,31 +458,70 @@ def maxpool_forward(layer, x, out_shape):
     return y, saved
 
 
+def _pool_phase_geometry(x_shape, kernel, stride, out_hw):
+    """Plane size (hp, wp) for the stride phases of x: every window offset is then a shift
+    of one plane, and a plane has room for the shifted flat views (see maxpool_backward)."""
+    _, _, h, w = x_shape
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    hp = max(-(-h // sh), oh + (kh - 1) // sh) + 1  # +1 spare row: flat views stay inside
+    wp = max(-(-w // sw), ow + (kw - 1) // sw)
+    return hp, wp
+
+
 def maxpool_backward(layer, x, y, dout):
     """Each window's gradient goes to the first offset (row-major) whose input equals the max:
-    ``rest`` holds what is still to be routed and drops to exactly 0 after the first match."""
-    n = x.shape[0]
+    ``rest`` holds what is still to be routed and drops to exactly 0 after the first match.
+
+    Strided views are what cost here (a stride-2 float32 access runs at ~0.8 ns/element
+    against ~0.1 for a contiguous one), so a chunk of x is first split into its SH*SW stride
+    phases P[pi, pj] = x[..., pi::SH, pj::SW] (one strided pass over x), and the gradient is
+    gathered in the same phase layout and interleaved back into dx at the end (one strided
+    pass over dx). Window offset (i, j) is then phase (i % SH, j % SW) shifted by
+    (i // SH, j // SW); taken as a flat shift d = (i // SH) * wp + j // SW of each
+    (hp, wp) plane, it is one contiguous run of OH * wp elements per (sample, channel).
+    The windows are computed on that wide grid: its columns ow >= OW are not windows,
+    their ``rest`` is 0, so they route nothing (whatever the unused plane cells hold).
+    Full step, backward: pool1 0.183 -> 0.150-0.154 s, pool2 0.126 -> 0.107-0.109 s.
+    """
+    n, c = x.shape[:2]
     kh, kw = layer.kernel_size
     sh, sw = layer.stride
     _, _, oh, ow = dout.shape
+    hp, wp = _pool_phase_geometry(x.shape, (kh, kw), (sh, sw), (oh, ow))
+    lw = oh * wp  # one (sample, channel)'s windows on the wide grid
     dx = np.empty(x.shape, dtype=dout.dtype)
     cs = max(1, (BLOCK_BYTES * 4) // max(1, x[0].nbytes)) if n else 1
 
-    def work(start, stop, _t):
+    def work(start, stop, tid):
+        dt = dout.dtype
+        ph = buffer(layer, ("phases", tid), (sh, sw, cs * c, hp, wp), dt)
+        dph = buffer(layer, ("dphases", tid), (sh, sw, cs * c, hp, wp), dt)
+        yw = buffer(layer, ("ywide", tid), (cs * c, lw), dt)
+        rest = buffer(layer, ("rest", tid), (cs * c, lw), dt, zero=True)  # wide columns stay 0
+        won = buffer(layer, ("won", tid), (cs * c, lw), np.bool_)
+        tmp = buffer(layer, ("tmp", tid), (cs * c, lw), dt)
+        flat, dflat = ph.reshape(sh, sw, cs * c, hp * wp), dph.reshape(sh, sw, cs * c, hp * wp)
         for a, b in chunks(start, stop, cs):
-            xc, yc, dxc = x[a:b], y[a:b], dx[a:b]
-            dxc.fill(0)
-            rest = dout[a:b].copy()
-            won = np.empty(yc.shape, dtype=bool)
-            tmp = np.empty_like(rest)
+            m, mc = b - a, (b - a) * c
+            for pi in range(sh):
+                for pj in range(sw):
+                    src = x[a:b, :, pi::sh, pj::sw]
+                    ph[pi, pj, :mc, :src.shape[2], :src.shape[3]].reshape(src.shape)[...] = src
+            dph[:, :, :mc].fill(0)
+            yc, r, wc, t = yw[:mc], rest[:mc], won[:mc], tmp[:mc]
+            yc.reshape(m, c, oh, wp)[:, :, :, :ow] = y[a:b]
+            r.reshape(m, c, oh, wp)[:, :, :, :ow] = dout[a:b]
             for i in range(kh):
                 for j in range(kw):
-                    win = (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
-                           slice(j, j + sw * (ow - 1) + 1, sw))
-                    np.equal(xc[win], yc, out=won)
-                    np.multiply(rest, won, out=tmp)
-                    dxc[win] += tmp
-                    rest -= tmp
+                    d = (i // sh) * wp + j // sw
+                    np.equal(flat[i % sh, j % sw, :mc, d:d + lw], yc, out=wc)
+                    np.multiply(r, wc, out=t)
+                    dflat[i % sh, j % sw, :mc, d:d + lw] += t
+                    r -= t
+            for pi in range(sh):
+                for pj in range(sw):
+                    dst = dx[a:b, :, pi::sh, pj::sw]
+                    dst[...] = dph[pi, pj, :mc, :dst.shape[2], :dst.shape[3]].reshape(dst.shape)
 
     parallel(work, n)
     return dx

@@ -125,7 +125,7 @@ def test_lrn_fast_equals_plain(case, beta, dtype, threads, chunking, monkeypatch
 
 
 # (kernel, stride, H, W)
-POOL_CASES = [(3, 2, 13, 13), (3, 2, 8, 9), (2, 2, 6, 6), (3, 1, 5, 4), (2, 3, 8, 8)]
+POOL_CASES = [(3, 2, 13, 13), (3, 2, 8, 9), (2, 2, 6, 6), (3, 1, 5, 4), (2, 3, 8, 8), (3, 2, 12, 3), (1, 2, 5, 6)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
