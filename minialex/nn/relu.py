@@ -13,6 +13,12 @@ class ReLU(Module):
     The derivative is 1 where x > 0 and 0 elsewhere (we take 0 at x = 0 exactly).
     Since y > 0 exactly where x > 0, backward needs only the output, which lets
     a network overwrite x in place (``inplace=True``) without losing anything.
+
+    With ``inplace=True`` the backward pass is in place too: the incoming
+    gradient array ``dout`` is overwritten with dx and returned (when it has the
+    output's shape and a float dtype). Every layer's backward returns a fresh
+    array that its caller owns, so inside a network nothing else reads it
+    afterwards; a caller that needs its ``dout`` later must pass a copy.
     """
 
     def __init__(self, inplace=False):
@@ -34,9 +40,18 @@ class ReLU(Module):
     def backward(self, dout):
         if self._y is None:
             raise RuntimeError("ReLU.backward called without a forward pass before it")
-        if fast.use_fast(dout) and dout.shape == self._y.shape:
-            dx = fast.relu_backward(self._y, dout)  # chunked on all cores, no full-size mask
+        y = self._y
+        inplace = self.inplace and dout.shape == y.shape and dout.dtype.kind == "f"
+        if fast.use_fast(dout) and dout.shape == y.shape and (dout.flags.c_contiguous or not inplace):
+            dx = fast.relu_backward(y, dout, inplace)  # chunked on all cores, no full-size mask
         else:
-            dx = dout * (self._y > 0)
+            dx = self._backward_plain(dout, inplace)
         self._y = None
         return dx
+
+    def _backward_plain(self, dout, inplace):
+        """dx = dout where y > 0, else 0; written into dout itself when ``inplace``."""
+        xp = backend.get_array_module(dout)
+        if inplace:
+            return xp.multiply(dout, self._y > 0, out=dout)
+        return dout * (self._y > 0)

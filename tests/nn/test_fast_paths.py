@@ -60,6 +60,11 @@ CONV_CASES = [
     (2, 2, 3, 4, 0, 1, 10, 10),  # stride 4 leaves rows/cols 7..9 uncovered
     (3, 2, 1, 1, 0, 1, 4, 5),  # 1x1 kernel
     (4, 4, 3, 2, 0, 4, 7, 8),  # depthwise-like groups = channels, stride 2
+    # stride phases (fast.py keeps the padded input split by stride): padding not a multiple of
+    # the stride, padded size not a multiple of it, different strides/paddings per axis
+    (3, 4, 7, 3, 1, 1, 12, 17),
+    (2, 6, (5, 3), (2, 3), (3, 0), 2, 11, 8),
+    (3, 5, 11, 4, 2, 1, 27, 26),  # conv1 at a small odd size
 ]
 
 
@@ -181,6 +186,37 @@ def test_relu_fast_equals_plain(shape, dtype, threads, monkeypatch):
     ref, got = both_paths(monkeypatch, run)
     for r, g in zip(ref, got):
         np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3, 4, 5, 6), (2, 300000)])
+@pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
+def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, monkeypatch):
+    """inplace=True: both paths write dx over dout and return that very array, also when
+    dout is a non-contiguous slice (the two-column model's halves)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::5] = 0.0
+    dy = rng.standard_normal(shape).astype(dtype)
+    expected = dy * (x > 0)
+
+    def run():
+        layer = ReLU(inplace=True)
+        layer.forward(x.copy())
+        if layout == "contiguous":
+            d = dy.copy()
+        else:  # a strided view of a wider array, whose other columns must stay untouched
+            wide = np.stack([dy, dy + 1], axis=-1)
+            d = wide[..., 0]
+        dx = layer.backward(d)
+        assert dx is d
+        if layout != "contiguous":
+            np.testing.assert_array_equal(wide[..., 1], dy + 1)
+        return dx
+
+    ref, got = both_paths(monkeypatch, run)
+    np.testing.assert_array_equal(ref, expected)
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
