@@ -1,4 +1,4 @@
-"""ReLU: y = max(0, x). Backward derived in docs/layers/relu-dropout.md;
+"""ReLU: y = max(0, x). Backward derived in docs/layers/relu.md;
 checked in tests/nn/test_relu.py."""
 
 from .. import backend
