@@ -196,7 +196,7 @@ def run(argv, dataset_kind="imagenet"):
     print(f"minialex: training AlexNet ({preset}, {model.num_parameters():,} parameters, {crop}x{crop} crops) "
           f"on {what}: {train_loader.num_samples} train / {val_loader.num_samples} val images, {epochs} epoch{'s' if epochs != 1 else ''} "
           f"({steps} steps of {args.batch_size}), backend {args.backend}, devices {args.devices}"
-          + (", about 5 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
+          + (", about 4 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
              and args.max_images is None and args.epochs is None else "")
           + f"; output in {output_dir}", flush=True)
     history = trainer.fit()
