@@ -33,6 +33,15 @@ def chunking(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["default", "small"])
+def relu_pieces(request, monkeypatch):
+    """'small': ReLU jobs of 4096 elements, all threaded, so every test array is split up."""
+    if request.param == "small":
+        monkeypatch.setattr(fast, "RELU_STEP", 4096)
+        monkeypatch.setattr(fast, "RELU_THREADED_MIN", 0)
+    return request.param
+
+
 def both_paths(monkeypatch, run):
     """run() with the plain path, then with the fast path; returns both results."""
     monkeypatch.setattr(fast, "ENABLED", False)
@@ -173,7 +182,7 @@ def test_maxpool_fast_survives_inplace_relu_after_it(monkeypatch):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (5, 7), (3, 4, 5, 6), (2, 300000)])
-def test_relu_fast_equals_plain(shape, dtype, threads, monkeypatch):
+def test_relu_fast_equals_plain(shape, dtype, threads, relu_pieces, monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[::7] = 0.0  # exact zeros get zero gradient on both paths
@@ -188,10 +197,35 @@ def test_relu_fast_equals_plain(shape, dtype, threads, monkeypatch):
         np.testing.assert_array_equal(g, r)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (2, 300000)])
+def test_relu_inplace_forward_overwrites_x(shape, layout, threads, relu_pieces, monkeypatch):
+    """inplace=True: both paths return x itself, rectified; a strided x (the plain path's
+    case) leaves the rest of its base array alone."""
+    rng = np.random.default_rng(8)
+    x0 = rng.standard_normal(shape).astype(np.float32)
+
+    def run():
+        if layout == "contiguous":
+            x = x0.copy()
+        else:
+            wide = np.stack([x0, x0 - 5], axis=-1)
+            x = wide[..., 0]
+        y = ReLU(inplace=True).forward(x)
+        assert y is x
+        if layout != "contiguous":
+            np.testing.assert_array_equal(wide[..., 1], x0 - 5)
+        return y
+
+    ref, got = both_paths(monkeypatch, run)
+    np.testing.assert_array_equal(ref, np.maximum(x0, 0))
+    np.testing.assert_array_equal(got, np.maximum(x0, 0))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (3, 4, 5, 6), (2, 300000)])
 @pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
-def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, monkeypatch):
+def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, relu_pieces, monkeypatch):
     """inplace=True: both paths write dx over dout and return that very array, also when
     dout is a non-contiguous slice (the two-column model's halves)."""
     rng = np.random.default_rng(7)
