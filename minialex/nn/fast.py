@@ -203,10 +203,9 @@ def _conv_geometry(layer, x_shape):
 # conv1 im2col 0.117 -> 0.071 s, conv4/5 im2col 0.050 -> 0.037 s and col2im 0.100 -> 0.077 s,
 # conv2 col2im 0.210 -> 0.179 s. The price is that the output and dout are transposed with
 # the sample axis innermost (a few ms more per layer).
-def _phase_plan(geo):
+def phase_plan(h, w, ph, pw, sh, sw):
     """(hq, wq) of a phase plane and, per phase, where x's rows/cols land in it:
     (pi, pj, x row slice, x col slice, plane row slice, plane col slice)."""
-    _, _, h, w, _, _, sh, sw, ph, pw, _, _, _ = geo
     hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
     plan = []
     for pi in range(sh):
@@ -218,6 +217,29 @@ def _phase_plan(geo):
             u0, v0 = (r0 + ph) // sh, (c0 + pw) // sw
             plan.append((pi, pj, slice(r0, h, sh), slice(c0, w, sw), slice(u0, u0 + nr), slice(v0, v0 + nc)))
     return hq, wq, plan
+
+
+def _phase_plan(geo):
+    _, _, h, w, _, _, sh, sw, ph, pw, _, _, _ = geo
+    return phase_plan(h, w, ph, pw, sh, sw)
+
+
+def fill_phases(x, a, b, pv, plan):
+    """pv[c, pi, pj, u, v, s] = x_padded[a + s, c, u*SH + pi, v*SW + pj] for the chunk a:b."""
+    for pi, pj, xr, xc, pr, pc in plan:
+        plane = pv[:, pi, pj]
+        # zero only what x does not cover (the padding, and any tail past the padded edge)
+        plane[:, :pr.start].fill(0)
+        plane[:, pr.stop:].fill(0)
+        plane[:, pr, :pc.start].fill(0)
+        plane[:, pr, pc.stop:].fill(0)
+        plane[:, pr, pc] = x[a:b, :, xr, xc].transpose(1, 2, 3, 0)
+
+
+def unfill_phases(dx, a, b, pv, plan):
+    """The adjoint of fill_phases without the padding: dx[a:b] from the phase planes."""
+    for pi, pj, xr, xc, pr, pc in plan:
+        dx[a:b, :, xr, xc] = pv[:, pi, pj, pr, pc].transpose(3, 0, 1, 2)
 
 
 def _conv_buffers(layer, geo, dtype, tid):
@@ -243,14 +265,7 @@ def _views(geo, m, cols, xph, out, f):
 def _im2col_chunk(x, a, b, geo, cv, pv, plan):
     """cv[c, i, j, oh, ow, s] = x_padded[a + s, c, oh*SH + i, ow*SW + j] for the chunk a:b."""
     kh, kw, sh, sw, oh, ow = geo[4], geo[5], geo[6], geo[7], geo[10], geo[11]
-    for pi, pj, xr, xc, pr, pc in plan:
-        plane = pv[:, pi, pj]
-        # zero only what x does not cover (the padding, and any tail past the padded edge)
-        plane[:, :pr.start].fill(0)
-        plane[:, pr.stop:].fill(0)
-        plane[:, pr, :pc.start].fill(0)
-        plane[:, pr, pc.stop:].fill(0)
-        plane[:, pr, pc] = x[a:b, :, xr, xc].transpose(1, 2, 3, 0)
+    fill_phases(x, a, b, pv, plan)
     for i in range(kh):
         for j in range(kw):
             cv[:, i, j] = pv[:, i % sh, j % sw, i // sh:i // sh + oh, j // sw:j // sw + ow]
@@ -264,8 +279,7 @@ def _col2im_chunk(dx, a, b, geo, cv, pv, plan):
     for i in range(kh):
         for j in range(kw):
             pv[:, i % sh, j % sw, i // sh:i // sh + oh, j // sw:j // sw + ow] += cv[:, i, j]
-    for pi, pj, xr, xc, pr, pc in plan:
-        dx[a:b, :, xr, xc] = pv[:, pi, pj, pr, pc].transpose(3, 0, 1, 2)
+    unfill_phases(dx, a, b, pv, plan)
 
 
 def conv_forward(layer, x):
@@ -292,7 +306,7 @@ def conv_forward(layer, x):
             # (F, L, m) -> (m, F, L): the one transposing copy, fused with the bias add
             np.add(ov.reshape(f, L, m).transpose(2, 0, 1), bias, out=y3[a:b])
 
-    _run(work, n)
+    run_workers(work, n)
     return y
 
 
@@ -334,7 +348,7 @@ def conv_backward(layer, x, dout, need_dx=True):
             _col2im_chunk(dx, a, b, geo, cv, pv, plan)
         partial_dw[tid] = dw, db
 
-    _run(work, n)
+    run_workers(work, n)
     gw = layer.weight.grad.reshape(g, fg, k)
     for dw, db in partial_dw.values():
         gw += dw
@@ -342,7 +356,8 @@ def conv_backward(layer, x, dout, need_dx=True):
     return dx
 
 
-def _run(work, n):
+def run_workers(work, n):
+    """work(start, stop, tid) over range(n) on the GEMM workers, each with a one-thread BLAS."""
     workers = min(gemm_workers(), n)
     if workers <= 1:
         work(0, n, 0)
