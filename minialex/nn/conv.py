@@ -5,7 +5,7 @@ checked in tests/nn/test_conv.py against finite differences and a naive loop."""
 import numpy as np
 
 from .. import backend
-from . import fast, winograd
+from . import fast
 from .checks import check_float_input, check_same_dtype, pair
 from .im2col import col2im, conv_output_size, im2col
 from .module import Module, Parameter, describe
@@ -74,16 +74,12 @@ class Conv2d(Module):
         if fast.use_fast(x):  # NumPy: chunked, threaded, columns recomputed in backward
             self._cols, self._x_shape = None, x.shape
             self._x = x
-            if winograd.applies(self):  # 3x3, stride 1: Winograd F(2x2, 3x3), see winograd.py
-                return winograd.conv_forward(self, x)
             return fast.conv_forward(self, x)
         return self._forward_plain(x)
 
     def backward(self, dout):
         if self._x is not None:
             x, self._x = self._x, None
-            if winograd.applies(self):
-                return winograd.conv_backward(self, x, dout, need_dx=self.input_grad)
             return fast.conv_backward(self, x, dout, need_dx=self.input_grad)
         return self._backward_plain(dout)
 
