@@ -1,6 +1,7 @@
 """One AlexNet training step (forward, loss, backward, SGD update): minialex vs PyTorch.
 
     python benchmarks/bench_train_step.py --batch-size 128 --threads 2 [--steps 3] [--no-torch]
+                                          [--gemm-split]
 
 Prints, for minialex: images/s, GFLOP/s, the fraction of the GEMM rate measured
 in the same run (sgemm at the network's own forward and backward GEMM shapes),
@@ -14,6 +15,13 @@ Each measurement runs in its own subprocess so that peak RSS (ru_maxrss of the
 child) and thread settings do not mix; the thread count is set through the
 environment before NumPy or torch is imported. Timings are the median of
 ``--steps`` steps after one warm-up step (min is printed too).
+
+``--gemm-split`` (NumPy backend) also times every GEMM inside the convolutions'
+fast paths and prints where the step goes: conv GEMMs (thread-seconds, their
+rate per thread, and their share of the step's wall time), the fully connected
+layers, and everything else (im2col/col2im, LRN, pooling, ReLU, dropout, loss,
+SGD). The timer wraps ``np.matmul`` as minialex.nn.fast sees it, which costs
+well under 1% of the step.
 """
 
 import argparse
@@ -185,10 +193,13 @@ def worker_minialex(args):
         t3 = time.perf_counter()
         return t3 - t0, {"fwd+loss": t1 - t0, "bwd": t2 - t1, "sgd": t3 - t2}, float(loss)
 
+    gemm_seconds = _time_fast_gemms() if args.gemm_split and args.backend == "numpy" else None
     step()  # warm-up: allocates the reused buffers
     for d in (fwd_t, bwd_t):
         for v in d.values():
             v.clear()
+    if gemm_seconds is not None:
+        gemm_seconds[0] = 0.0
     times, parts, losses = [], [], []
     for _ in range(args.steps):
         t, p, loss = step()
@@ -201,7 +212,43 @@ def worker_minialex(args):
         "source": source, "times": times, "loss": losses,
         "parts": {k: med([p[k] for p in parts]) for k in parts[0]},
         "layers": table, "peak_rss_mib": peak_rss_mib(),
+        "conv_gemm_thread_s": None if gemm_seconds is None else gemm_seconds[0] / args.steps,
+        "conv_gemm_workers": _gemm_workers() if args.backend == "numpy" else None,
     }
+
+
+def _gemm_workers():
+    from minialex.nn import fast
+
+    return fast.gemm_workers()
+
+
+def _time_fast_gemms():
+    """Replace minialex.nn.fast's numpy with a proxy whose matmul adds its duration (summed
+    over the worker threads) to the returned one-element list."""
+    import threading
+
+    import numpy as np
+
+    from minialex.nn import fast
+
+    total, lock, matmul = [0.0], threading.Lock(), np.matmul
+
+    class TimedNumpy:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def matmul(*a, **k):
+            t0 = time.perf_counter()
+            out = matmul(*a, **k)
+            dt = time.perf_counter() - t0
+            with lock:
+                total[0] += dt
+            return out
+
+    fast.np = TimedNumpy()
+    return total
 
 
 def worker_torch(args):
@@ -268,7 +315,7 @@ def run_worker(kind, args):
         env[var] = str(args.threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind,
            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-           "--steps", str(args.steps), "--backend", args.backend]
+           "--steps", str(args.steps), "--backend", args.backend] + (["--gemm-split"] if args.gemm_split else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -293,6 +340,8 @@ def main():
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is importable")
     ap.add_argument("--json", action="store_true", help="also print all results as one JSON line")
+    ap.add_argument("--gemm-split", action="store_true",
+                    help="also time the conv GEMMs inside the step and print where the step goes")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -350,6 +399,19 @@ def main():
     tf = sum(r[1] for r in m["layers"])
     tb = sum(r[2] for r in m["layers"])
     print(f"  {'sum':10s} {tf:9.3f} {tb:9.3f} {tf + tb:9.3f}")
+    if m.get("conv_gemm_thread_s"):
+        shapes, _ = gemm_shapes(b)
+        conv_flops = sum(2.0 * mm * k * n * cnt for name, mm, k, n, cnt in shapes if name.startswith("conv"))
+        busy = m["conv_gemm_thread_s"]
+        workers = m["conv_gemm_workers"]  # GEMMs running at once (one single-threaded BLAS each)
+        fc = sum(f + bk for name, f, bk in m["layers"] if name.startswith("fc"))
+        conv_wall = busy / workers
+        print(f"\nwhere the minialex step goes (--gemm-split; {t_m:.3f} s median step):")
+        print(f"  conv GEMMs   {busy:6.3f} thread-s = {conv_wall:.3f} s on {workers} threads "
+              f"({conv_flops / busy / 1e9:.0f} GFLOP/s per thread, {conv_flops / conv_wall / 1e9:.0f} in all)")
+        print(f"  fc layers    {fc:6.3f} s (GEMMs and their bias adds, on BLAS's own threads)")
+        print(f"  other        {t_m - conv_wall - fc:6.3f} s (im2col/col2im and transposes, LRN, pooling, "
+              f"ReLU, dropout, loss, SGD)")
     if args.json:
         print(json.dumps(results))
 
