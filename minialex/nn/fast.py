@@ -282,13 +282,19 @@ def _col2im_chunk(dx, a, b, geo, cv, pv, plan):
     unfill_phases(dx, a, b, pv, plan)
 
 
-def conv_forward(layer, x):
+def _conv_setup(layer, x):
+    """Geometry, sizes and the (G, F/G, K) weight view shared by forward and backward."""
     geo = _conv_geometry(layer, x.shape)
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, chunk = geo
+    n, c, _, _, kh, kw, _, _, _, _, oh, ow, chunk = geo
     f, g = layer.out_channels, layer.groups
-    fg, k = f // g, (c // g) * kh * kw
-    L = oh * ow
+    fg, k = f // g, (c // g) * kh * kw  # K: rows of one group's columns
     wgt = layer.weight.data.reshape(g, fg, k)
+    return geo, n, f, g, fg, k, oh * ow, chunk, wgt
+
+
+def conv_forward(layer, x):
+    geo, n, f, g, fg, k, L, chunk, wgt = _conv_setup(layer, x)
+    oh, ow = geo[10], geo[11]
     bias = layer.bias.data.reshape(1, f, 1)
     y = np.empty((n, f, oh, ow), dtype=x.dtype)
     y3 = y.reshape(n, f, L)
@@ -311,12 +317,7 @@ def conv_forward(layer, x):
 
 
 def conv_backward(layer, x, dout, need_dx=True):
-    geo = _conv_geometry(layer, x.shape)
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, chunk = geo
-    f, g = layer.out_channels, layer.groups
-    fg, k = f // g, (c // g) * kh * kw
-    L = oh * ow
-    wgt = layer.weight.data.reshape(g, fg, k)
+    geo, n, f, g, fg, k, L, chunk, wgt = _conv_setup(layer, x)
     dout3 = dout.reshape(n, f, L)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
     partial_dw = {}
