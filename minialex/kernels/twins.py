@@ -19,6 +19,11 @@ def _out_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def _unravel_plane(i, h, w):
+    """(n*C + c, row, col) of flat NCHW indices i, as each CUDA thread derives them from its id."""
+    return i // (h * w), (i // w) % h, i % w
+
+
 def im2col(x, kernel_size, stride, padding):
     """Twin of cuda.im2col: one thread per element of (N, C, KH, KW, OH, OW)."""
     x = np.ascontiguousarray(x)
@@ -63,10 +68,7 @@ def col2im(cols, input_shape, kernel_size, stride, padding):
     OH, OW = cols.shape[4], cols.shape[5]
     flat = cols.ravel()
     i = np.arange(n * c * H * W, dtype=np.int64)
-    w = i % W
-    r = i // W
-    h = r % H
-    nc = r // H
+    nc, h, w = _unravel_plane(i, H, W)
     hp, wp = h + PH, w + PW
     acc = np.zeros(i.shape, dtype=cols.dtype)
     for ok_h, ki, oh in _covering(hp, SH, KH, OH):
@@ -85,10 +87,7 @@ def maxpool_forward(x, kernel_size, stride):
     OH, OW = _out_size(H, KH, SH, 0), _out_size(W, KW, SW, 0)
     flat = x.ravel()
     i = np.arange(n * c * OH * OW, dtype=np.int64)
-    ow = i % OW
-    r = i // OW
-    oh = r % OH
-    nc = r // OH
+    nc, oh, ow = _unravel_plane(i, OH, OW)
     base = (nc * H + oh * SH) * W + ow * SW
     best = flat[base].copy()
     arg = np.zeros(i.shape, dtype=np.int64)
@@ -111,10 +110,7 @@ def maxpool_backward(dout, argmax, x_shape, kernel_size, stride):
     (KH, KW), (SH, SW) = kernel_size, stride
     OH, OW = dout.shape[2], dout.shape[3]
     i = np.arange(n * c * H * W, dtype=np.int64)
-    w = i % W
-    r = i // W
-    h = r % H
-    nc = r // H
+    nc, h, w = _unravel_plane(i, H, W)
     acc = np.zeros(i.shape, dtype=dout.dtype)
     for ok_h, ki, oh in _covering(h, SH, KH, OH):
         for ok_w, kj, ow in _covering(w, SW, KW, OW):

@@ -203,9 +203,10 @@ def _conv_geometry(layer, x_shape):
 # conv1 im2col 0.117 -> 0.071 s, conv4/5 im2col 0.050 -> 0.037 s and col2im 0.100 -> 0.077 s,
 # conv2 col2im 0.210 -> 0.179 s. The price is that the output and dout are transposed with
 # the sample axis innermost (a few ms more per layer).
-def phase_plan(h, w, ph, pw, sh, sw):
+def _phase_plan(geo):
     """(hq, wq) of a phase plane and, per phase, where x's rows/cols land in it:
     (pi, pj, x row slice, x col slice, plane row slice, plane col slice)."""
+    _, _, h, w, _, _, sh, sw, ph, pw, _, _, _ = geo
     hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
     plan = []
     for pi in range(sh):
@@ -219,12 +220,7 @@ def phase_plan(h, w, ph, pw, sh, sw):
     return hq, wq, plan
 
 
-def _phase_plan(geo):
-    _, _, h, w, _, _, sh, sw, ph, pw, _, _, _ = geo
-    return phase_plan(h, w, ph, pw, sh, sw)
-
-
-def fill_phases(x, a, b, pv, plan):
+def _fill_phases(x, a, b, pv, plan):
     """pv[c, pi, pj, u, v, s] = x_padded[a + s, c, u*SH + pi, v*SW + pj] for the chunk a:b."""
     for pi, pj, xr, xc, pr, pc in plan:
         plane = pv[:, pi, pj]
@@ -236,8 +232,8 @@ def fill_phases(x, a, b, pv, plan):
         plane[:, pr, pc] = x[a:b, :, xr, xc].transpose(1, 2, 3, 0)
 
 
-def unfill_phases(dx, a, b, pv, plan):
-    """The adjoint of fill_phases without the padding: dx[a:b] from the phase planes."""
+def _unfill_phases(dx, a, b, pv, plan):
+    """The adjoint of _fill_phases without the padding: dx[a:b] from the phase planes."""
     for pi, pj, xr, xc, pr, pc in plan:
         dx[a:b, :, xr, xc] = pv[:, pi, pj, pr, pc].transpose(3, 0, 1, 2)
 
@@ -265,7 +261,7 @@ def _views(geo, m, cols, xph, out, f):
 def _im2col_chunk(x, a, b, geo, cv, pv, plan):
     """cv[c, i, j, oh, ow, s] = x_padded[a + s, c, oh*SH + i, ow*SW + j] for the chunk a:b."""
     kh, kw, sh, sw, oh, ow = geo[4], geo[5], geo[6], geo[7], geo[10], geo[11]
-    fill_phases(x, a, b, pv, plan)
+    _fill_phases(x, a, b, pv, plan)
     for i in range(kh):
         for j in range(kw):
             cv[:, i, j] = pv[:, i % sh, j % sw, i // sh:i // sh + oh, j // sw:j // sw + ow]
@@ -279,7 +275,7 @@ def _col2im_chunk(dx, a, b, geo, cv, pv, plan):
     for i in range(kh):
         for j in range(kw):
             pv[:, i % sh, j % sw, i // sh:i // sh + oh, j // sw:j // sw + ow] += cv[:, i, j]
-    unfill_phases(dx, a, b, pv, plan)
+    _unfill_phases(dx, a, b, pv, plan)
 
 
 def _conv_setup(layer, x):
@@ -312,7 +308,7 @@ def conv_forward(layer, x):
             # (F, L, m) -> (m, F, L): the one transposing copy, fused with the bias add
             np.add(ov.reshape(f, L, m).transpose(2, 0, 1), bias, out=y3[a:b])
 
-    run_workers(work, n)
+    _run_workers(work, n)
     return y
 
 
@@ -349,7 +345,7 @@ def conv_backward(layer, x, dout, need_dx=True):
             _col2im_chunk(dx, a, b, geo, cv, pv, plan)
         partial_dw[tid] = dw, db
 
-    run_workers(work, n)
+    _run_workers(work, n)
     gw = layer.weight.grad.reshape(g, fg, k)
     for dw, db in partial_dw.values():
         gw += dw
@@ -357,7 +353,7 @@ def conv_backward(layer, x, dout, need_dx=True):
     return dx
 
 
-def run_workers(work, n):
+def _run_workers(work, n):
     """work(start, stop, tid) over range(n) on the GEMM workers, each with a one-thread BLAS."""
     workers = min(gemm_workers(), n)
     if workers <= 1:
@@ -623,13 +619,12 @@ def relu_backward(y, dout, inplace=False):
     fresh array per ReLU (conv1's gradient is 149 MB) and one stream of memory traffic."""
     dx = dout if inplace else np.empty_like(dout)
     flat_y, flat_d, flat_x = y.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-    step = RELU_STEP
 
     def work(start, stop, _t):
-        for a, b in chunks(start * step, min(stop * step, flat_y.size), step):
+        for a, b in chunks(start * RELU_STEP, min(stop * RELU_STEP, flat_y.size), RELU_STEP):
             np.multiply(flat_d[a:b], flat_y[a:b] > 0, out=flat_x[a:b])
 
-    parallel(work, -(-flat_y.size // step), _relu_workers(flat_y.size))
+    parallel(work, -(-flat_y.size // RELU_STEP), _relu_workers(flat_y.size))
     return dx
 
 
