@@ -7,9 +7,12 @@ Use float64: in float32 the rounding error of L swamps the O(h^2) term.
 Walkthrough in docs/gradcheck.md.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import backend
+from .nn.dispatch import implementation_name, reference
 
 
 def rel_error(a, b, eps=1e-12):
@@ -44,19 +47,44 @@ def numerical_gradient(f, x, h=1e-5):
     return grad
 
 
-def check_layer(layer, x, seed=0, h=1e-5, forward=None):
+class GradCheck(dict):
+    """``{"x": rel_error, "weight": rel_error, ...}`` and ``implementation``: which code was checked
+    (``"reference"``, the readable layers of minialex/nn, or ``"cpu"`` / ``"cuda"``, the kernels)."""
+
+    def __init__(self, errors, implementation):
+        super().__init__(errors)
+        self.implementation = implementation
+
+    def __repr__(self):
+        return f"GradCheck({self.implementation}: {dict.__repr__(self)})"
+
+
+def check_layer(layer, x, seed=0, h=1e-5, forward=None, implementation="reference"):
     """Compare a layer's backward with centred differences for its input and every parameter.
 
-    Returns ``{"x": rel_error, "weight": rel_error, ...}``. The layer should be
-    in float64 (``layer.astype(np.float64)``) and, for dropout, its random masks
-    must repeat on every call (the check resets ``calls`` for layers that have it).
+    Returns a GradCheck: ``{"x": rel_error, "weight": rel_error, ...}`` with
+    ``.implementation`` saying which code ran. By default that is the reference,
+    the code of minialex/nn/ that docs/layers/ derives (the check runs inside
+    ``minialex.nn.reference()``); ``implementation="kernels"`` checks what runs by
+    default instead, the CPU or CUDA kernels of minialex/kernels/. The layer
+    should be in float64 (``layer.astype(np.float64)``) and, for dropout, its
+    random masks must repeat on every call (the check resets ``calls`` for
+    layers that have it). A layer whose backward returns None for its input
+    (``input_grad=False``) gets no ``"x"`` entry.
 
     From a REPL::
 
         >>> layer = Conv2d(2, 4, 3, stride=2, padding=1).astype(np.float64)
         >>> check_layer(layer, np.random.randn(2, 2, 7, 7))
-        {'x': 3.1e-10, 'weight': 2.2e-10, 'bias': 1.4e-11}
+        GradCheck(reference: {'x': 3.1e-10, 'weight': 2.2e-10, 'bias': 1.4e-11})
     """
+    if implementation not in ("reference", "kernels"):
+        raise ValueError(f"check_layer: implementation must be 'reference' or 'kernels', got {implementation!r}")
+    with (reference() if implementation == "reference" else contextlib.nullcontext()):
+        return GradCheck(_check(layer, x, seed, h, forward), implementation_name(x))
+
+
+def _check(layer, x, seed, h, forward):
     xp = backend.get_array_module(x)
     forward = forward or layer.forward
     modules = [m for _, m in layer.named_modules() if hasattr(m, "calls")]
@@ -71,13 +99,12 @@ def check_layer(layer, x, seed=0, h=1e-5, forward=None):
     upstream = backend.to_backend(np.random.default_rng(seed).standard_normal(out.shape), xp).astype(out.dtype)
     layer.zero_grad()
     dx = layer.backward(upstream.copy())
-    analytic = {"x": dx}
-    analytic.update({name: p.grad.copy() for name, p in layer.named_parameters()})
+    analytic = {name: p.grad.copy() for name, p in layer.named_parameters()}
 
     def loss():
         return (run() * upstream).sum()
 
-    errors = {"x": rel_error(dx, numerical_gradient(loss, x, h))}
+    errors = {} if dx is None else {"x": rel_error(dx, numerical_gradient(loss, x, h))}
     for name, p in layer.named_parameters():
         errors[name] = rel_error(analytic[name], numerical_gradient(loss, p.data, h))
     return errors

@@ -1,10 +1,8 @@
-"""Hand-written GPU kernels for the hot spots of the layers, with their NumPy twins.
+"""The fast implementations of the layers, apart from their readable references in minialex/nn/.
 
-``minialex.kernels.cuda`` holds CuPy kernels (built lazily on first call, so
-importing minialex never imports CuPy); ``minialex.kernels.twins`` holds NumPy
-versions that do the same index arithmetic, one "thread" per output element,
-so the kernels' logic is tested on machines without a GPU. See docs/gpu.md.
-
-Neither submodule is imported here: ``from minialex.kernels import cuda``
-costs nothing until a kernel is called.
+``minialex.kernels.cpu``: NumPy kernels (threads, cache-sized chunks, BLAS control), one file
+per op, and ``cpu.runtime`` for the process-wide settings. ``minialex.kernels.cuda``: CUDA
+kernels for CuPy, one file per op, each with a NumPy twin that runs the same index arithmetic
+on the CPU. Every implementation is tested against the layer's reference (tests/kernels/).
+Which one runs is decided in minialex/nn/dispatch.py. Importing these never imports CuPy.
 """

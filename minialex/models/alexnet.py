@@ -1,22 +1,25 @@
-"""AlexNet: the paper's network (Krizhevsky, Sutskever & Hinton 2012) as one Module on one device,
-with both columns kept apart by grouped convolutions and per-column LRN.
-Explained in docs/alexnet.md; tested in tests/models/test_alexnet.py and test_gradcheck.py.
-The two-device version is minialex/models/two_column.py (docs/two-gpu.md).
+"""AlexNet: the paper's network (Krizhevsky, Sutskever & Hinton 2012), built from the table in
+minialex/models/architecture.py, on one device or with its two columns on two devices.
+Explained in docs/alexnet.md and docs/two-gpu.md; tested in tests/models/.
+
+On one device (``devices=None``) every layer is whole and the columns are kept apart by
+grouped convolutions and per-column LRN. With ``devices=(a, b)`` the layers come in column
+pairs on two devices (minialex/models/two_column.py). Both compute the same function from the
+same weights and have the same ``state_dict()``.
 """
+
+from collections import Counter
 
 import numpy as np
 
 from .. import backend
 from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
 from ..nn.module import Module, describe
+from . import architecture
+from .architecture import IMAGE
 from .config import AlexNetConfig, alexnet_config
 
-# The weight layers in order; their index (1..8) seeds their initial weights.
-WEIGHT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
-# The paper's bias initialisation (section 5): 1 in conv2, conv4, conv5, fc6 and fc7, which
-# "accelerates the early stages of learning by providing the ReLUs with positive inputs"; 0 elsewhere.
-INIT_BIAS = {"conv1": 0.0, "conv2": 1.0, "conv3": 0.0, "conv4": 1.0, "conv5": 1.0,
-             "fc6": 1.0, "fc7": 1.0, "fc8": 0.0}
+WEIGHT_LAYERS = architecture.weight_names()  # conv1 ... fc8; index + 1 seeds a layer's weights
 
 
 def layer_rng(seed, name):
@@ -35,6 +38,14 @@ def dropout_seed(seed, name):
     return int(np.random.SeedSequence([int(seed), 1, int(name[-1])]).generate_state(1)[0])
 
 
+def backward_through(layer, dout):
+    """``layer.backward(dout)``, letting a ReLU write its dx over dout: in these networks every
+    backward returns a fresh array that only the layer before reads, so nothing else needs it."""
+    if isinstance(layer, ReLU):
+        return layer.backward(dout, out=dout)
+    return layer.backward(dout)
+
+
 def _float_dtype(dtype):
     dt = np.dtype(dtype)
     if dt.kind != "f":
@@ -42,111 +53,158 @@ def _float_dtype(dtype):
     return dt
 
 
+class LayerMaker:
+    """Builds the layers of one network from table rows: weights drawn from ``layer_rng``, the
+    paper's initialisation, the config's LRN constants and dropout rate."""
+
+    def __init__(self, cfg, seed, dtype, input_grad):
+        self.cfg, self.seed, self.dtype, self.input_grad = cfg, seed, dtype, input_grad
+
+    def weight_layer(self, layer, out_width, in_maps, groups, rng):
+        """Conv2d or Linear for a Layer, with ``out_width`` outputs reading ``in_maps`` inputs."""
+        row, cfg = layer.row, self.cfg
+        if row.kind == "conv":
+            return Conv2d(in_maps, out_width, row.kernel, stride=row.stride, padding=row.padding, groups=groups,
+                          init_std=cfg.init_std, init_bias=row.init_bias, rng=rng, dtype=self.dtype,
+                          input_grad=self.input_grad or row.reads != IMAGE)  # the images need no gradient
+        return Linear(in_maps, out_width, init_std=cfg.init_std, init_bias=row.init_bias, rng=rng, dtype=self.dtype)
+
+    def follower(self, kind, lrn_groups):
+        """ReLU, LRN (windows stop at the boundary of ``lrn_groups`` blocks), max-pool or Flatten."""
+        cfg = self.cfg
+        if kind == "relu":
+            return ReLU(inplace=True)  # its input, a conv or fc output, is needed by no one else
+        if kind == "lrn":
+            return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=lrn_groups)
+        if kind == "pool":
+            return MaxPool2d(architecture.POOL_KERNEL, architecture.POOL_STRIDE)
+        if kind == "flatten":
+            return Flatten()  # (N, C, S, S) -> (N, C*S*S), channel-major like PyTorch
+        raise ValueError(f"unknown layer kind {kind!r}")
+
+
+class OneDevice:
+    """Every layer whole, on one device. The columns stay apart by ``groups=2`` in conv2, conv4
+    and conv5 and by LocalResponseNorm(groups=2); conv3 and fc6-fc8 are dense."""
+
+    devices = None
+
+    def __init__(self):
+        self.transfers = Counter()  # nothing crosses devices here; the two-column network counts
+
+    def build(self, cfg, make):
+        """Yield (name, layer) in forward order."""
+        for layer in architecture.layers(cfg):
+            if layer.flatten_before:
+                yield "flatten", make.follower("flatten", 1)
+            row = layer.row
+            yield row.name, make.weight_layer(layer, row.width, layer.in_maps, layer.groups,
+                                              layer_rng(make.seed, row.name))
+            for kind, name in layer.followers:
+                if kind == "dropout":
+                    yield name, Dropout(cfg.dropout, seed=dropout_seed(make.seed, name))
+                else:
+                    # groups=2: a window never crosses from column A's maps into column B's, exactly
+                    # as when each GPU normalized its own half (docs/alexnet.md, "LRN per column")
+                    yield name, make.follower(kind, lrn_groups=2)
+
+    def forward(self, net, x):
+        for layer in net.children():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, net, dout):
+        for layer in reversed(net.children()):
+            dout = backward_through(layer, dout)
+        return dout
+
+    def to(self, net, xp, dtype, device_id):
+        Module.to(net, xp, dtype, device_id)
+
+    def state_dict(self, net):
+        return Module.state_dict(net)
+
+    def load_state_dict(self, net, state, strict):
+        return Module.load_state_dict(net, state, strict)
+
+    def full_grads(self, net):
+        return {name: backend.to_numpy(p.grad).copy() for name, p in net.named_parameters()}
+
+
 class AlexNet(Module):
     """The paper's AlexNet, or a scaled-down configuration of it.
 
     ``AlexNet(num_classes=None, *, preset="imagenet", width=None, seed=0,
-    dtype=np.float32, devices=None, **fields)``
+    dtype=np.float32, devices=None, input_grad=False, **fields)``
 
     - ``preset``: ``"imagenet"`` (alias ``"paper"``), ``"cifar10"``, ``"synthetic"``,
       ``"tiny"``, an AlexNetConfig, or a dict from ``model.config``.
     - ``num_classes``, ``width`` and any AlexNetConfig field override the preset.
-    - ``devices=(0, 1)`` builds a TwoColumnAlexNet instead: the same function
-      with column A on device 0 and column B on device 1 (docs/two-gpu.md).
+    - ``devices=(0, 1)``: column A on device 0 and column B on device 1, the paper's
+      model parallelism (docs/two-gpu.md); ``(0, 0)`` puts both on one device. The same
+      function and the same ``state_dict()`` as ``devices=None``.
+    - ``input_grad``: whether ``backward`` computes the gradient of the images. Training
+      needs none (as in PyTorch, where the input does not require grad), so by default
+      conv1 skips it and ``backward`` returns None; pass True for saliency maps.
 
     ``forward(x)``: x (N, C, S, S) -> logits (N, num_classes).
-    ``backward(dlogits)``: dlogits (N, num_classes) -> dx (N, C, S, S), and adds
+    ``backward(dlogits)``: dlogits (N, num_classes) -> dx (N, C, S, S) or None, and adds
     every parameter's gradient into ``param.grad``.
     """
 
-    # The order forward runs the layers in; backward runs it reversed.
-    LAYERS = ("conv1", "relu1", "lrn1", "pool1", "conv2", "relu2", "lrn2", "pool2",
-              "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "flatten",
-              "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
-
-    def __new__(cls, *args, devices=None, **kwargs):
-        # AlexNet(devices=(0, 1)) gives the two-device network: same arguments, same function.
-        if cls is AlexNet and devices is not None:
-            from .two_column import TwoColumnAlexNet
-            cls = TwoColumnAlexNet
-        return super().__new__(cls)
-
     def __init__(self, num_classes=None, *, preset="imagenet", width=None, seed=0, dtype=np.float32,
-                 devices=None, **fields):
+                 devices=None, input_grad=False, **fields):
         super().__init__()
-        if devices is not None:
-            raise ValueError("AlexNet: devices= selects TwoColumnAlexNet; build it with AlexNet(devices=...)")
-        self._setup(num_classes, preset, width, seed, dtype, fields)
-        cfg, dt = self.cfg, self.dtype
-        c1, c2, c3, c4, c5 = cfg.channels
-
-        def conv(name, c_in, c_out, kernel, stride=1, padding=0, groups=1):
-            return Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, groups=groups,
-                          init_std=cfg.init_std, init_bias=INIT_BIAS[name], rng=layer_rng(seed, name), dtype=dt)
-
-        def linear(name, n_in, n_out):
-            return Linear(n_in, n_out, init_std=cfg.init_std, init_bias=INIT_BIAS[name],
-                          rng=layer_rng(seed, name), dtype=dt)
-
-        def lrn():
-            # groups=2: a window never crosses from column A's maps into column B's,
-            # exactly as when each GPU normalized its own half (docs/alexnet.md, "LRN per column").
-            return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=2)
-
-        # Attribute order is registration order, so named_parameters() yields
-        # conv1.weight, conv1.bias, ..., fc8.weight, fc8.bias and nothing else.
-        self.conv1 = conv("conv1", cfg.in_channels, c1, cfg.conv1_kernel, cfg.conv1_stride, cfg.conv1_padding)
-        self.relu1, self.lrn1, self.pool1 = ReLU(inplace=True), lrn(), MaxPool2d(3, 2)
-        self.conv2 = conv("conv2", c1, c2, 5, padding=2, groups=2)  # each column reads its own maps
-        self.relu2, self.lrn2, self.pool2 = ReLU(inplace=True), lrn(), MaxPool2d(3, 2)
-        self.conv3 = conv("conv3", c2, c3, 3, padding=1)  # groups=1: reads both columns
-        self.relu3 = ReLU(inplace=True)
-        self.conv4 = conv("conv4", c3, c4, 3, padding=1, groups=2)
-        self.relu4 = ReLU(inplace=True)
-        self.conv5 = conv("conv5", c4, c5, 3, padding=1, groups=2)
-        self.relu5, self.pool5 = ReLU(inplace=True), MaxPool2d(3, 2)
-        self.flatten = Flatten()  # (N, C5, S5, S5) -> (N, C5*S5*S5), channel-major like PyTorch
-        self.fc6 = linear("fc6", cfg.fc6_inputs, cfg.fc_width)
-        self.relu6, self.drop6 = ReLU(inplace=True), Dropout(cfg.dropout, seed=dropout_seed(seed, "drop6"))
-        self.fc7 = linear("fc7", cfg.fc_width, cfg.fc_width)
-        self.relu7, self.drop7 = ReLU(inplace=True), Dropout(cfg.dropout, seed=dropout_seed(seed, "drop7"))
-        self.fc8 = linear("fc8", cfg.fc_width, cfg.num_classes)
-
-    # -- construction shared with TwoColumnAlexNet ------------------------------------
-    def _setup(self, num_classes, preset, width, seed, dtype, fields):
         if num_classes is not None:
             fields = dict(fields, num_classes=num_classes)
         self.cfg = alexnet_config(preset, width=width, **fields)
         self.seed = int(seed)
         self.dtype = _float_dtype(dtype)
+        self.input_grad = bool(input_grad)
+        if devices is None:
+            self.placement = OneDevice()
+        else:
+            from .two_column import TwoColumns  # noqa: PLC0415  (two_column imports this module)
 
+            self.placement = TwoColumns(devices)
+        # Attribute order is registration order, so named_parameters() yields
+        # conv1.weight, conv1.bias, ..., fc8.weight, fc8.bias (or conv1.a.weight, ... with columns).
+        for name, layer in self.placement.build(self.cfg, LayerMaker(self.cfg, self.seed, self.dtype,
+                                                                      self.input_grad)):
+            setattr(self, name, layer)
+
+    # -- description ------------------------------------------------------------------
     @property
     def config(self):
         """The architecture as a dict of plain values; ``AlexNet.from_config(d)`` rebuilds it."""
         return self.cfg.to_dict()
 
+    @property
+    def devices(self):
+        """None on one device, else the (column A, column B) device ids."""
+        return self.placement.devices
+
+    @property
+    def transfers(self):
+        """Counter of arrays copied between devices: ``"column"`` (the paper's exchanges: 7 per
+        forward, 7 per backward with two columns) and ``"input"`` (the batch and its gradient)."""
+        return self.placement.transfers
+
     @classmethod
     def from_config(cls, config, **kwargs):
         """Build the network a ``model.config`` dict (or an AlexNetConfig) describes.
 
-        ``kwargs`` are the build options: ``seed``, ``dtype``, ``devices``.
+        ``kwargs`` are the build options: ``seed``, ``dtype``, ``devices``, ``input_grad``.
         The weights are new; load them with ``load_state_dict``.
         """
         if not isinstance(config, (dict, AlexNetConfig)):
             raise ValueError(f"from_config expects a dict or AlexNetConfig, got {type(config).__name__}")
         return cls(preset=config, **kwargs)
 
-    def to(self, backend=None, dtype=None, device_id=None):
-        """Module.to, keeping ``self.dtype`` in step with the parameters."""
-        super().to(backend, dtype, device_id)
-        if dtype is not None:
-            self.dtype = _float_dtype(dtype)
-        return self
-
     def extra_repr(self):
         c = self.cfg
         return (f"num_classes={c.num_classes}, input_size={c.input_size}, channels={c.channels}, "
-                f"fc_width={c.fc_width}")
+                f"fc_width={c.fc_width}" + ("" if self.devices is None else f", devices={self.devices}"))
 
     # -- the two passes ---------------------------------------------------------------
     def _check_input(self, x):
@@ -157,20 +215,39 @@ class AlexNet(Module):
     def forward(self, x):
         """x (N, C, S, S) -> logits (N, num_classes); saves what backward needs in each layer."""
         self._check_input(x)
-        for name in self.LAYERS:
-            x = getattr(self, name).forward(x)
-        return x
+        return self.placement.forward(self, x)
 
     def backward(self, dlogits):
-        """dlogits (N, num_classes) -> dx (N, C, S, S); adds into every ``param.grad``."""
-        dout = dlogits
-        for name in reversed(self.LAYERS):
-            dout = getattr(self, name).backward(dout)
-        return dout
+        """dlogits (N, num_classes) -> dx (N, C, S, S), or None unless ``input_grad``; adds into
+        every ``param.grad``."""
+        return self.placement.backward(self, dlogits)
+
+    # -- placement, dtype and state ---------------------------------------------------
+    def to(self, backend=None, dtype=None, device_id=None):
+        """Move the parameters to a backend (``'numpy'``, ``'cupy'`` or the module) and/or cast them.
+        With two columns, column A goes to devices[0] and B to devices[1]. Returns self."""
+        self.placement.to(self, backend, dtype, device_id)
+        if dtype is not None:
+            self.dtype = _float_dtype(dtype)
+        return self
+
+    def state_dict(self):
+        """``{name: array}`` with the names and full shapes of the single-device network
+        (``conv1.weight`` ...). With two columns these are new host arrays, the halves joined."""
+        return self.placement.state_dict(self)
+
+    def load_state_dict(self, state, strict=True):
+        """Copy a full-shape state (from either placement) into the parameters, in place."""
+        self.placement.load_state_dict(self, state, strict)
+        return self
+
+    def full_grads(self):
+        """``{name: gradient}`` with the names and full shapes of ``state_dict()`` (host NumPy copies)."""
+        return self.placement.full_grads(self)
 
     # -- dropout state, for exact resumption ------------------------------------------
     def _dropouts(self):
-        return {"drop6": self.drop6, "drop7": self.drop7}
+        return {name: m for name, m in self.named_children() if name.startswith("drop")}
 
     def dropout_state(self):
         """``{"drop6": {"seed": s, "calls": c}, "drop7": ...}``: the whole random state of training.
@@ -178,7 +255,7 @@ class AlexNet(Module):
         A Dropout's masks are a function of (seed, calls) alone, so storing these
         two integers per layer in a checkpoint and restoring them with
         ``load_dropout_state`` makes a resumed run draw the very same masks. The
-        names and values are the same in the single- and two-device networks.
+        names and values are the same with one device and with two columns.
         """
         return {name: {"seed": int(d.seed), "calls": int(d.calls)} for name, d in self._dropouts().items()}
 
@@ -189,11 +266,3 @@ class AlexNet(Module):
         for name, d in layers.items():
             d.seed, d.calls = int(state[name]["seed"]), int(state[name]["calls"])
         return self
-
-    def full_grads(self):
-        """``{name: gradient}`` with the names and full shapes of ``state_dict()`` (host NumPy copies).
-
-        For this single-device network these are just the parameters' gradients;
-        TwoColumnAlexNet joins its columns' halves, so the two can be compared.
-        """
-        return {name: backend.to_numpy(p.grad).copy() for name, p in self.named_parameters()}

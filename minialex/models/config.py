@@ -5,6 +5,8 @@ gradient checks). Explained in docs/alexnet.md, "Configurations"; tested in test
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from . import architecture
+
 # Channel counts of conv1..conv5 in the paper (section 3.5), each split 50/50 between the columns.
 PAPER_CHANNELS = (96, 256, 384, 384, 256)
 
@@ -13,10 +15,9 @@ PAPER_CHANNELS = (96, 256, 384, 384, 256)
 class AlexNetConfig:
     """Everything that decides the network's layers and parameter shapes.
 
-    The layer pattern itself is fixed (five convolutions, LRN after conv1 and
-    conv2, 3x3/2 max-pools after conv1, conv2 and conv5, three fully connected
-    layers, two columns); only sizes vary. conv2 is always 5x5 with padding 2
-    and conv3..conv5 3x3 with padding 1, so they keep the spatial size.
+    The layer pattern itself is fixed, in the table of architecture.py (five
+    convolutions, LRN after conv1 and conv2, 3x3/2 max-pools after conv1, conv2
+    and conv5, three fully connected layers, two columns); only sizes vary.
 
     Seed, dtype and devices are *not* part of it: they say how to build or
     where to run a network, not which network it is.
@@ -63,36 +64,38 @@ class AlexNetConfig:
         if self.lrn_size < 1 or self.lrn_size % 2 == 0:
             problems.append(f"lrn_size must be a positive odd number, got {self.lrn_size}")
         if not problems:
-            sizes = self._sizes()
-            if min(sizes) < 1 or sizes[0] < 3 or sizes[2] < 3 or sizes[4] < 3:
-                problems.append(
-                    f"input_size={self.input_size} is too small for conv1 (kernel {self.conv1_kernel}, "
-                    f"stride {self.conv1_stride}, padding {self.conv1_padding}) and three 3x3 max-pools: "
-                    f"spatial sizes conv1/pool1/pool2/pool5 would be {sizes[0]}/{sizes[1]}/{sizes[3]}/{sizes[5]}"
-                )
+            problems += self._size_problems()
         if problems:
             raise ValueError("AlexNetConfig: " + "; ".join(problems))
         return self
 
-    # -- derived sizes --------------------------------------------------------------
-    def _sizes(self):
-        conv1 = (self.input_size + 2 * self.conv1_padding - self.conv1_kernel) // self.conv1_stride + 1
-        pool = lambda s: (s - 3) // 2 + 1  # noqa: E731  3x3 windows at stride 2, floor rule
-        pool1 = pool(conv1)
-        pool2 = pool(pool1)  # conv2 keeps pool1's size (5x5, padding 2)
-        pool5 = pool(pool2)  # conv3..conv5 keep pool2's size (3x3, padding 1)
-        return (conv1, pool1, pool1, pool2, pool2, pool5)
+    # -- derived sizes: all from the one table in architecture.py ------------------
+    def _size_problems(self):
+        """A line if some layer's input is smaller than its window (the input is too small)."""
+        for layer in architecture.layers(self):
+            row = layer.row
+            if row.kind != "conv":
+                continue
+            padded = layer.in_side + 2 * row.padding
+            if padded < row.kernel or layer.out_side < 1 or (
+                    layer.pooled_side is not None and layer.out_side < architecture.POOL_KERNEL):
+                sides = [(l.row.name, l.pooled_side or l.out_side) for l in architecture.layers(self)
+                         if l.row.kind == "conv"]
+                return [f"input_size={self.input_size} is too small for {row.name} (kernel {row.kernel}, "
+                        f"stride {row.stride}, padding {row.padding}) and the 3x3 max-pools: sides after "
+                        "each conv (and its pool) would be " + ", ".join(f"{n} {s}" for n, s in sides)]
+        return []
 
     def spatial_sizes(self):
         """Side lengths after conv1, pool1, pool2 and pool5: (55, 27, 13, 6) for the paper."""
-        s = self._sizes()
-        return (s[0], s[1], s[3], s[5])
+        by_name = {layer.row.name: layer for layer in architecture.layers(self)}
+        c1 = by_name["conv1"]
+        return (c1.out_side, c1.pooled_side, by_name["conv2"].pooled_side, by_name["conv5"].pooled_side)
 
     @property
     def fc6_inputs(self):
         """Features entering fc6: conv5 maps x pool5 size^2 (256*6*6 = 9216 in the paper)."""
-        side = self._sizes()[5]
-        return self.channels[4] * side * side
+        return next(layer.in_maps for layer in architecture.layers(self) if layer.row.name == "fc6")
 
     def layer_table(self):
         """One dict per weight layer: name, output shape per image (C, H, W) or (F,),
@@ -101,36 +104,25 @@ class AlexNetConfig:
         Multiply-adds count the convolution and matrix products only; ReLU, LRN,
         pooling and dropout add well under 1% and are left out.
         """
-        c1, c2, c3, c4, c5 = self.channels
-        s = self._sizes()
-        k1 = self.conv1_kernel
-        # (name, out maps, in maps per filter, kernel, output side, pooled side or None)
-        convs = [
-            ("conv1", c1, self.in_channels, k1, s[0], s[1]),
-            ("conv2", c2, c1 // 2, 5, s[2], s[3]),  # groups=2: each filter reads its own column
-            ("conv3", c3, c2, 3, s[4], None),  # reads both columns
-            ("conv4", c4, c3 // 2, 3, s[4], None),
-            ("conv5", c5, c4 // 2, 3, s[4], s[5]),
-        ]
         rows = []
-        for name, f, depth, k, side, pooled in convs:
-            weights = f * depth * k * k
-            rows.append(dict(name=name, output=(f, side, side), pooled=(f, pooled, pooled) if pooled else None,
-                             weight=(f, depth, k, k), bias=(f,), params=weights + f,
-                             macs=side * side * weights))
-        fcs = [("fc6", self.fc6_inputs, self.fc_width), ("fc7", self.fc_width, self.fc_width),
-               ("fc8", self.fc_width, self.num_classes)]
-        for name, n_in, n_out in fcs:
-            rows.append(dict(name=name, output=(n_out,), pooled=None, weight=(n_out, n_in), bias=(n_out,),
-                             params=n_in * n_out + n_out, macs=n_in * n_out))
+        for layer in architecture.layers(self):
+            row = layer.row
+            if row.kind == "conv":
+                output, pooled = (row.width, layer.out_side, layer.out_side), None
+                if layer.pooled_side is not None:
+                    pooled = (row.width, layer.pooled_side, layer.pooled_side)
+            else:
+                output, pooled = (row.width,), None
+            rows.append(dict(name=row.name, output=output, pooled=pooled, weight=layer.weight,
+                             bias=(row.width,), params=layer.params, macs=layer.macs))
         return rows
 
     def num_parameters(self):
-        return sum(row["params"] for row in self.layer_table())
+        return sum(layer.params for layer in architecture.layers(self))
 
     def forward_flops(self):
         """Forward FLOPs per image, counting a multiply-add as 2."""
-        return 2 * sum(row["macs"] for row in self.layer_table())
+        return 2 * sum(layer.macs for layer in architecture.layers(self))
 
     # -- conversion -----------------------------------------------------------------
     def to_dict(self):

@@ -1,12 +1,15 @@
 """Conv2d: 2-D convolution (cross-correlation, as in every deep-learning library) by im2col,
 with stride, zero padding and groups. Backward pass derived in docs/layers/conv2d.md;
-checked in tests/nn/test_conv.py against finite differences and a naive loop."""
+checked in tests/nn/test_conv.py against finite differences and a naive loop.
+Fast versions: minialex/kernels/cpu/conv.py, minialex/kernels/cuda/conv.py."""
 
 import numpy as np
 
 from .. import backend
-from . import fast
+from ..kernels.cpu import conv as cpu_conv
+from ..kernels.cuda import conv as cuda_conv
 from .checks import check_float_input, check_same_dtype, pair
+from .dispatch import REFERENCE, fast_implementation
 from .im2col import col2im, conv_output_size, im2col
 from .module import Module, Parameter, describe
 
@@ -23,10 +26,12 @@ class Conv2d(Module):
 
     Weights start as N(0, init_std^2) and biases as ``init_bias``, the paper's
     scheme; pass a NumPy Generator as ``rng`` for reproducible weights.
+    ``input_grad=False`` makes backward skip the gradient of the input and return
+    None: nothing needs it for a network's first layer, whose input is the images.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
-                 init_std=0.01, init_bias=0.0, rng=None, dtype=np.float32):
+                 init_std=0.01, init_bias=0.0, rng=None, dtype=np.float32, input_grad=True):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(
@@ -37,21 +42,17 @@ class Conv2d(Module):
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = pair(padding, "padding")
+        self.input_grad = bool(input_grad)
         rng = np.random.default_rng() if rng is None else rng
         kh, kw = self.kernel_size
         w = rng.normal(0.0, init_std, size=(out_channels, in_channels // groups, kh, kw))
         self.weight = Parameter(w.astype(dtype))
         self.bias = Parameter(np.full((out_channels,), init_bias, dtype=dtype))
-        self._cols = None  # saved by forward: the im2col matrix, needed for dW
-        self._x_shape = None  # saved by forward: needed to size dx
-        self._x = None  # saved by the fast CPU forward instead of the columns (see fast.py)
-        # False when nothing needs the gradient of the input (the first layer: the
-        # images); backward then skips dx entirely and returns None.
-        self.input_grad = True
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, groups={self.groups}")
+                f"stride={self.stride}, padding={self.padding}, groups={self.groups}"
+                + ("" if self.input_grad else ", input_grad=False"))
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -70,61 +71,59 @@ class Conv2d(Module):
             )
 
     def forward(self, x):
+        """x (N, C, H, W) -> y (N, F, OH, OW). Reference: im2col of the whole batch, then the GEMMs."""
         self._check(x)
-        if fast.use_fast(x):  # NumPy: chunked, threaded, columns recomputed in backward
-            self._cols, self._x_shape = None, x.shape
-            self._x = x
-            return fast.conv_forward(self, x)
-        return self._forward_plain(x)
+        if (fast := fast_implementation(x, cpu=cpu_conv, cuda=cuda_conv)) is not None:
+            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
+        cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C, KH, KW, OH, OW)
+        self.save_for_backward(REFERENCE, cols=cols, x_shape=x.shape)
+        return columns_forward(self, cols)
 
     def backward(self, dout):
-        if self._x is not None:
-            x, self._x = self._x, None
-            return fast.conv_backward(self, x, dout, need_dx=self.input_grad)
-        return self._backward_plain(dout)
-
-    def _forward_plain(self, x):
-        """The readable reference: im2col of the whole batch, then one batched matmul."""
-        self._check(x)
-        self._x = None
-        xp = backend.get_array_module(x)
-        n, c, _, _ = x.shape
-        g, f = self.groups, self.out_channels
-        kh, kw = self.kernel_size
-        _, _, oh, ow = self.output_shape(x.shape)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C, KH, KW, OH, OW)
-        # Channels are the slowest axis inside a sample, so cutting C into G blocks
-        # keeps each group's (C/G)*KH*KW rows contiguous.
-        cols_g = cols.reshape(n, g, (c // g) * kh * kw, oh * ow)  # (N, G, K, L), K=C/G*KH*KW, L=OH*OW
-        w_g = self.weight.data.reshape(g, f // g, -1)  # (G, F/G, K)
-        y = xp.matmul(w_g, cols_g)  # (G, F/G, K) @ (N, G, K, L) -> (N, G, F/G, L)
-        y = y.reshape(n, f, oh, ow)  # (N, F, OH, OW): groups are consecutive blocks of filters
-        y += self.bias.data.reshape(1, f, 1, 1)
-        self._cols, self._x_shape = cols, x.shape
-        return y
-
-    def _backward_plain(self, dout):
-        if self._cols is None:
-            raise RuntimeError("Conv2d.backward called without a forward pass before it")
-        xp = backend.get_array_module(dout)
-        n, f, oh, ow = dout.shape
-        g = self.groups
-        cols = self._cols
-        k = cols.shape[1] // g * cols.shape[2] * cols.shape[3]
-        dout_g = dout.reshape(n, g, f // g, oh * ow)  # (N, G, F/G, L)
-        cols_g = cols.reshape(n, g, k, oh * ow)  # (N, G, K, L)
-
-        # y = b + W x_cols, so db sums dout over everything but the filter axis ...
-        self.bias.grad += dout.sum(axis=(0, 2, 3))
-        # ... dW[g] = sum_n dout[n, g] @ cols[n, g]^T  (contract over samples and pixels) ...
-        dw = self.weight.grad.reshape(g, f // g, k)  # (G, F/G, K), a view of the grad buffer
-        for gi in range(g):
-            dw[gi] += xp.tensordot(dout_g[:, gi], cols_g[:, gi], axes=([0, 2], [0, 2]))
-        # ... and dcols = W^T @ dout, which col2im scatters back onto the input pixels.
-        w_g = self.weight.data.reshape(g, f // g, k)  # (G, F/G, K)
-        dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
-        dcols = dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)
-        self._cols = None  # free the biggest saved array as soon as it is used
-        if not self.input_grad:
+        """dout (N, F, OH, OW) -> dx (N, C, H, W), or None without input_grad; adds into the grads."""
+        saved = self.saved_for_backward()
+        if saved.by is not REFERENCE:
+            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
+        dcols = columns_backward(self, saved.cols, dout)  # (N, C, KH, KW, OH, OW), or None
+        if dcols is None:
             return None
-        return col2im(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
+        return col2im(dcols, saved.x_shape, self.kernel_size, self.stride, self.padding)
+
+
+def columns_forward(layer, cols):
+    """y = W @ cols + b per group: cols (N, C, KH, KW, OH, OW) -> y (N, F, OH, OW)."""
+    xp = backend.get_array_module(cols)
+    n, c, kh, kw, oh, ow = cols.shape
+    g, f = layer.groups, layer.out_channels
+    # Channels are the slowest axis inside a sample, so cutting C into G blocks
+    # keeps each group's (C/G)*KH*KW rows contiguous.
+    cols_g = cols.reshape(n, g, (c // g) * kh * kw, oh * ow)  # (N, G, K, L), K=C/G*KH*KW, L=OH*OW
+    w_g = layer.weight.data.reshape(g, f // g, -1)  # (G, F/G, K)
+    y = xp.matmul(w_g, cols_g)  # (G, F/G, K) @ (N, G, K, L) -> (N, G, F/G, L)
+    y = y.reshape(n, f, oh, ow)  # (N, F, OH, OW): groups are consecutive blocks of filters
+    y += layer.bias.data.reshape(1, f, 1, 1)
+    return y
+
+
+def columns_backward(layer, cols, dout):
+    """Adds db and dW into the layer's grads; returns dcols (the shape of cols), or None
+    when the layer needs no input gradient."""
+    xp = backend.get_array_module(dout)
+    n, f, oh, ow = dout.shape
+    g = layer.groups
+    k = cols.shape[1] // g * cols.shape[2] * cols.shape[3]
+    dout_g = dout.reshape(n, g, f // g, oh * ow)  # (N, G, F/G, L)
+    cols_g = cols.reshape(n, g, k, oh * ow)  # (N, G, K, L)
+
+    # y = b + W x_cols, so db sums dout over everything but the filter axis ...
+    layer.bias.grad += dout.sum(axis=(0, 2, 3))
+    # ... dW[g] = sum_n dout[n, g] @ cols[n, g]^T  (contract over samples and pixels) ...
+    dw = layer.weight.grad.reshape(g, f // g, k)  # (G, F/G, K), a view of the grad buffer
+    for gi in range(g):
+        dw[gi] += xp.tensordot(dout_g[:, gi], cols_g[:, gi], axes=([0, 2], [0, 2]))
+    if not layer.input_grad:
+        return None
+    # ... and dcols = W^T @ dout, which col2im scatters back onto the input pixels.
+    w_g = layer.weight.data.reshape(g, f // g, k)  # (G, F/G, K)
+    dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
+    return dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)

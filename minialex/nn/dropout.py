@@ -6,7 +6,22 @@ import numpy as np
 
 from .. import backend
 from .checks import check_float_input
+from .dispatch import REFERENCE
 from .module import Module
+
+
+def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32):
+    """The scaled mask m / (1 - p), m ~ Bernoulli(1 - p), of training forward number ``call``.
+
+    A pure function of (seed, call, shape, p) on a backend: the same arguments give the
+    same mask, which is what makes resumed runs exact and lets the two-column network
+    draw the single-device network's masks (each column draws the full mask and keeps
+    its half).
+    """
+    rng = backend.default_rng(xp, np.random.SeedSequence([int(seed), int(call)]).generate_state(1)[0])
+    mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
 
 
 class Dropout(Module):
@@ -16,9 +31,9 @@ class Dropout(Module):
     cuda-convnet). Scaling the kept units by 1/(1-p) during training gives the
     same expectation, E[y] = x, and leaves the test-time network untouched.
 
-    Masks come from a generator seeded with ``(seed, calls)``, where ``calls``
-    counts the training forwards. The layer's whole random state is therefore
-    two integers: a checkpoint stores them and a resumed run draws the very
+    Masks come from ``dropout_mask(seed, calls, ...)``, where ``calls`` counts the
+    training forwards. The layer's whole random state is therefore two integers,
+    ``seed`` and ``calls``: a checkpoint stores them and a resumed run draws the very
     same masks.
     """
 
@@ -27,31 +42,23 @@ class Dropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.seed, self.calls = p, int(seed), 0
-        self._mask = None  # saved: the scaled mask m / (1 - p), or None in evaluation
 
     def extra_repr(self):
         return f"p={self.p}"
 
     def forward(self, x):
+        """x (any shape) -> y; saves the scaled mask (None in evaluation: y = x)."""
         if not hasattr(x, "dtype") or x.dtype.kind != "f":
             check_float_input(self, x, getattr(x, "ndim", 0))
         if not self.training or self.p == 0.0:
-            self._mask = None
+            self.save_for_backward(REFERENCE, mask=None)
             return x
-        xp = backend.get_array_module(x)
-        rng = backend.default_rng(xp, np.random.SeedSequence([self.seed, self.calls]).generate_state(1)[0])
+        mask = dropout_mask(self.seed, self.calls, x.shape, self.p, backend.get_array_module(x), x.dtype)
         self.calls += 1
-        keep = rng.random(x.shape, dtype=np.float32) >= self.p
-        self._mask = keep.astype(x.dtype)
-        self._mask *= 1.0 / (1.0 - self.p)
-        return x * self._mask
+        self.save_for_backward(REFERENCE, mask=mask)
+        return x * mask
 
     def backward(self, dout):
         # y = x * mask, so dx = dout * mask (and dx = dout in evaluation)
-        if self._mask is None:
-            if self.training and self.p > 0.0:
-                raise RuntimeError("Dropout.backward called without a training forward pass before it")
-            return dout
-        dx = dout * self._mask
-        self._mask = None
-        return dx
+        mask = self.saved_for_backward().mask
+        return dout if mask is None else dout * mask

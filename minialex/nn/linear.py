@@ -1,10 +1,12 @@
 """Linear: the fully connected layer y = x W^T + b. Backward derived in
-docs/layers/linear.md; checked in tests/nn/test_linear.py."""
+docs/layers/linear.md; checked in tests/nn/test_linear.py.
+Fast version: minialex/kernels/cpu/linear.py."""
 
 import numpy as np
 
-from . import fast
+from ..kernels.cpu import linear as cpu_linear
 from .checks import check_float_input, check_same_dtype
+from .dispatch import REFERENCE, fast_implementation
 from .module import Module, Parameter
 
 
@@ -22,30 +24,27 @@ class Linear(Module):
         rng = np.random.default_rng() if rng is None else rng
         self.weight = Parameter(rng.normal(0.0, init_std, size=(out_features, in_features)).astype(dtype))
         self.bias = Parameter(np.full((out_features,), init_bias, dtype=dtype))
-        self._x = None  # saved: the input, needed for dW
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, x):
+        """x (N, in) -> y (N, out); saves x, which dW needs."""
         check_float_input(self, x, 2, self.in_features)
         check_same_dtype(self, x, self.weight)
-        self._x = x
+        if (fast := fast_implementation(x, cpu=cpu_linear)) is not None:
+            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
         y = x @ self.weight.data.T  # (N, in) @ (in, out) -> (N, out)
         y += self.bias.data
+        self.save_for_backward(REFERENCE, x=x)
         return y
 
     def backward(self, dout):
-        if self._x is None:
-            raise RuntimeError("Linear.backward called without a forward pass before it")
+        """dout (N, out) -> dx (N, in); adds into weight.grad and bias.grad."""
+        saved = self.saved_for_backward()
+        if saved.by is not REFERENCE:
+            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
         # y_nk = sum_i x_ni W_ki + b_k, so:
-        w = self.weight
-        if fast.use_fast(dout) and getattr(w, "grad_is_zero", False) and w.grad.flags.c_contiguous:
-            np.matmul(dout.T, self._x, out=w.grad)  # first gradient since zero_grad: no temporary
-        else:
-            w.grad += dout.T @ self._x  # dW_ki = sum_n dout_nk x_ni   (out, N) @ (N, in)
-        w.grad_is_zero = False
+        self.weight.grad += dout.T @ saved.x  # dW_ki = sum_n dout_nk x_ni   (out, N) @ (N, in)
         self.bias.grad += dout.sum(axis=0)  # db_k = sum_n dout_nk
-        dx = dout @ self.weight.data  # dx_ni = sum_k dout_nk W_ki      (N, out) @ (out, in)
-        self._x = None
-        return dx
+        return dout @ self.weight.data  # dx_ni = sum_k dout_nk W_ki      (N, out) @ (out, in)

@@ -3,6 +3,7 @@ Backward derived in docs/layers/softmax-cross-entropy.md; checked in tests/nn/te
 
 from .. import backend
 from .checks import check_float_input
+from .dispatch import REFERENCE
 from .module import Module, describe
 
 
@@ -31,10 +32,6 @@ class SoftmaxCrossEntropy(Module):
     ``backward(dloss=1.0) -> dlogits (N, K) = (softmax(z) - onehot(y)) / N * dloss``.
     """
 
-    def __init__(self):
-        super().__init__()
-        self._probs = self._labels = None  # saved: softmax and labels give the gradient
-
     def forward(self, logits, labels):
         check_float_input(self, logits, 2)
         xp = backend.get_array_module(logits)
@@ -56,17 +53,15 @@ class SoftmaxCrossEntropy(Module):
         logp = log_softmax(logits)  # (N, K)
         labels = xp.asarray(labels)
         loss = -logp[xp.arange(n), labels].mean()
-        self._probs, self._labels = xp.exp(logp), labels
+        self.save_for_backward(REFERENCE, probs=xp.exp(logp), labels=labels)  # they give the gradient
         return loss
 
     def backward(self, dloss=1.0):
-        if self._probs is None:
-            raise RuntimeError("SoftmaxCrossEntropy.backward called without a forward pass before it")
-        xp = backend.get_array_module(self._probs)
-        n = self._probs.shape[0]
+        saved = self.saved_for_backward()
+        xp = backend.get_array_module(saved.probs)
+        n = saved.probs.shape[0]
         # d/dz_k of -log softmax(z)[y] is softmax(z)_k - [k == y]; the mean divides by N.
-        dlogits = self._probs  # reuse the saved buffer: it is not needed afterwards
-        dlogits[xp.arange(n), self._labels] -= 1.0
+        dlogits = saved.probs  # reuse the saved buffer: it is not needed afterwards
+        dlogits[xp.arange(n), saved.labels] -= 1.0
         dlogits *= dloss / n
-        self._probs = self._labels = None
         return dlogits

@@ -1,9 +1,12 @@
 """LocalResponseNorm: the paper's normalization across neighbouring channels (section 3.3).
-Backward derived in docs/layers/lrn.md; checked in tests/nn/test_lrn.py."""
+Backward derived in docs/layers/lrn.md; checked in tests/nn/test_lrn.py.
+Fast versions: minialex/kernels/cpu/lrn.py, minialex/kernels/cuda/lrn.py."""
 
 from .. import backend
-from . import fast
+from ..kernels.cpu import lrn as cpu_lrn
+from ..kernels.cuda import lrn as cuda_lrn
 from .checks import check_float_input
+from .dispatch import REFERENCE, fast_implementation
 from .module import Module
 
 
@@ -49,39 +52,32 @@ class LocalResponseNorm(Module):
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LocalResponseNorm: size must be a positive odd number, got {size}")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
-        self._x = self._scale = self._inv = None  # saved by forward
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}"
 
     def forward(self, x):
+        """x (N, C, H, W) -> y = x * scale^-beta; saves x, scale and inv = scale^-beta."""
         check_float_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(
                 f"LocalResponseNorm: {x.shape[1]} channels cannot be cut into groups={self.groups}"
             )
-        if fast.use_fast(x):  # NumPy: cache-sized chunks on all cores, pow by square roots
-            y, scale, inv = fast.lrn_forward(self, x)
-            self._x, self._scale, self._inv = x, scale, inv
-            return y
-        return self._forward_plain(x)
-
-    def _forward_plain(self, x):
-        """The readable reference, whole batch at once."""
+        if (fast := fast_implementation(x, cpu=cpu_lrn, cuda=cuda_lrn)) is not None:
+            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
         scale = channel_window_sum(x * x, self.size, self.groups)  # (N, C, H, W)
         scale *= self.alpha
         scale += self.k  # scale = k + alpha * window sum of squares, always >= k > 0
         inv = scale ** (-self.beta)  # the denominator, computed once and reused by backward
-        self._x, self._scale, self._inv = x, scale, inv
+        self.save_for_backward(REFERENCE, x=x, scale=scale, inv=inv)
         return x * inv
 
     def backward(self, dout):
-        if self._x is None:
-            raise RuntimeError("LocalResponseNorm.backward called without a forward pass before it")
-        x, scale, inv = self._x, self._scale, self._inv
-        if fast.use_fast(dout):
-            self._x = self._scale = self._inv = None
-            return fast.lrn_backward(self, x, scale, inv, dout)
+        """dout (N, C, H, W) -> dx (N, C, H, W)."""
+        saved = self.saved_for_backward()
+        if saved.by is not REFERENCE:
+            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
+        x, scale, inv = saved.x, saved.scale, saved.inv
         # b_i = a_i * s_i^-beta with s_j = k + alpha * sum_{i in window(j)} a_i^2, so
         # db_j/da_i = [i == j] s_i^-beta - 2 alpha beta a_j s_j^(-beta-1) a_i [i in window(j)],
         # and since "i in window(j)" is symmetric:
@@ -93,5 +89,4 @@ class LocalResponseNorm(Module):
         dx *= x
         dx *= -2.0 * self.alpha * self.beta
         dx += dout * inv
-        self._x = self._scale = self._inv = None
         return dx

@@ -4,6 +4,10 @@ A Module has ``forward(x) -> y``, which saves what the backward pass needs,
 and ``backward(dy) -> dx``, which returns the gradient for its input and adds
 the gradients of its parameters into ``param.grad``. There is no autograd:
 each layer's backward is derived by hand in docs/layers/.
+
+What forward saves goes through ``save_for_backward(by, **arrays)`` and comes
+back, once, from ``saved_for_backward()`` as a ``Saved`` whose ``by`` names the
+implementation that made it (minialex/nn/dispatch.py).
 """
 
 from collections import OrderedDict
@@ -11,6 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import backend_name, device, get_array_module, get_backend, to_backend, to_numpy
+from .dispatch import describe_implementation
 
 
 class Parameter:
@@ -24,11 +29,6 @@ class Parameter:
         self.data = data
         xp = get_array_module(data)
         self.grad = xp.zeros_like(data)
-        # True while grad is known to be all zeros (set by zero_grad): a backward may then
-        # write its gradient with matmul(out=grad) instead of adding a temporary into it.
-        # Anything that adds into grad clears it; writing into grad by hand after
-        # zero_grad and before a backward is therefore not supported on that path.
-        self.grad_is_zero = True
 
     @property
     def shape(self):
@@ -40,6 +40,19 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Saved:
+    """What one forward saved for its backward: named arrays, and ``by``, the implementation that
+    made them (``"reference"`` for the layer's own code, else the kernel module)."""
+
+    def __init__(self, by, arrays):
+        self.by = by
+        self.__dict__.update(arrays)
+
+    def __repr__(self):
+        names = ", ".join(k for k in self.__dict__ if k != "by")
+        return f"Saved(by={describe_implementation(self.by)}, {names})"
 
 
 class Module:
@@ -77,12 +90,45 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    # -- what forward keeps for backward --------------------------------------------
+    def save_for_backward(self, by, **arrays):
+        """Keep ``arrays`` for the next backward, labelled with the implementation ``by`` that made them."""
+        object.__setattr__(self, "_saved", Saved(by, arrays))
+
+    def saved_for_backward(self):
+        """What the last forward saved (a Saved), handed over once: a second backward raises."""
+        saved = self.__dict__.get("_saved")
+        if saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called without a forward pass before it")
+        object.__setattr__(self, "_saved", None)  # free the saved arrays as soon as backward has them
+        return saved
+
+    def saved_implementation(self):
+        """Which implementation made what the last forward saved (``'reference'`` or a kernel
+        module's name), or None when nothing waits for a backward."""
+        saved = self.__dict__.get("_saved")
+        return None if saved is None else describe_implementation(saved.by)
+
+    def run_fast(self, implementation, x):
+        """Forward through a kernel module: ``implementation.forward(self, x) -> (y, saved)``;
+        keeps ``saved`` labelled with it, so backward calls ``implementation.backward`` too."""
+        y, saved = implementation.forward(self, x)
+        self.save_for_backward(implementation, **saved)
+        return y
+
     # -- parameters -----------------------------------------------------------------
     def named_modules(self, prefix=""):
         """Yield ``(name, module)`` for this module and every descendant, depth first."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_children(self):
+        """Yield ``(name, module)`` for the direct children, in registration order."""
+        yield from self._modules.items()
+
+    def children(self):
+        return list(self._modules.values())
 
     def named_parameters(self, prefix=""):
         """Yield ``(dotted_name, Parameter)`` in registration order."""
@@ -100,7 +146,6 @@ class Module:
     def zero_grad(self):
         for p in self.parameters():
             p.grad.fill(0)
-            p.grad_is_zero = True
 
     # -- modes ----------------------------------------------------------------------
     def train(self, mode=True):
@@ -130,7 +175,6 @@ class Module:
             p.data = data
             with device(xp, device_id):
                 p.grad = xp.zeros_like(data)
-            p.grad_is_zero = True
         return self
 
     def astype(self, dtype):

@@ -1,10 +1,13 @@
 """MaxPool2d: max over (possibly overlapping) spatial windows; the paper uses 3x3 windows
 at stride 2. Backward derived in docs/layers/maxpool2d.md; checked in
-tests/nn/test_pool.py against finite differences and a naive loop."""
+tests/nn/test_pool.py against finite differences and a naive loop.
+Fast versions: minialex/kernels/cpu/pool.py, minialex/kernels/cuda/pool.py."""
 
 from .. import backend
-from . import fast
+from ..kernels.cpu import pool as cpu_pool
+from ..kernels.cuda import pool as cuda_pool
 from .checks import check_float_input, pair
+from .dispatch import REFERENCE, fast_implementation
 from .im2col import conv_output_size
 from .module import Module, describe
 
@@ -28,9 +31,6 @@ class MaxPool2d(Module):
         self.stride = pair(stride, "stride")
         if self.kernel_size[0] * self.kernel_size[1] > 255:
             raise ValueError("MaxPool2d: windows of more than 255 elements are not supported")
-        self._argmax = None  # saved: (N, C, OH, OW) uint8, the winning offset i*KW + j of each window
-        self._x_shape = None
-        self._fast_xy = None  # saved by the fast CPU forward instead: (input, output), see fast.py
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -40,55 +40,46 @@ class MaxPool2d(Module):
         return (n, c, conv_output_size(h, self.kernel_size[0], self.stride[0], 0),
                 conv_output_size(w, self.kernel_size[1], self.stride[1], 0))
 
+    def _windows(self, a, i, j, oh, ow):
+        """The (i, j)-th element of every window of a: a strided view (N, C, OH, OW)."""
+        sh, sw = self.stride
+        return a[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+
     def forward(self, x):
+        """x (N, C, H, W) -> y (N, C, OH, OW); the reference saves the winning offset of each window."""
         check_float_input(self, x, 4)
         kh, kw = self.kernel_size
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ValueError(f"MaxPool2d: window {self.kernel_size} is larger than input {describe(x)}")
-        if fast.use_fast(x):  # NumPy: cache-sized chunks on all cores, no boolean indexing
-            y, saved = fast.maxpool_forward(self, x, self.output_shape(x.shape))
-            self._argmax, self._x_shape, self._fast_xy = None, x.shape, (x, saved)
-            return y
-        return self._forward_plain(x)
-
-    def _forward_plain(self, x):
-        """The readable reference: one pass per kernel offset over the whole batch."""
-        self._fast_xy = None
-        kh, kw = self.kernel_size
+        if (fast := fast_implementation(x, cpu=cpu_pool, cuda=cuda_pool)) is not None:
+            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
         xp = backend.get_array_module(x)
-        sh, sw = self.stride
         _, _, oh, ow = self.output_shape(x.shape)
-        y = None
-        argmax = xp.zeros(self.output_shape(x.shape), dtype=xp.uint8)
+        y = self._windows(x, 0, 0, oh, ow).copy()  # (N, C, OH, OW): the running maximum
+        argmax = xp.zeros(y.shape, dtype=xp.uint8)  # the offset i*KW + j of each window's maximum
         # One pass per kernel offset: compare the strided view of all windows'
         # (i, j)-th elements with the running maximum.
         for i in range(kh):
             for j in range(kw):
-                view = x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]  # (N, C, OH, OW)
-                if y is None:
-                    y = view.copy()
-                    continue
+                view = self._windows(x, i, j, oh, ow)
                 better = view > y  # strictly greater: on a tie the earlier offset keeps the win
                 xp.copyto(y, view, where=better)
                 argmax[better] = i * kw + j
-        self._argmax, self._x_shape = argmax, x.shape
+        self.save_for_backward(REFERENCE, argmax=argmax, x_shape=x.shape)
         return y
 
     def backward(self, dout):
-        if self._fast_xy is not None:
-            (x, y), self._fast_xy = self._fast_xy, None
-            return fast.maxpool_backward(self, x, y, dout)
-        if self._argmax is None:
-            raise RuntimeError("MaxPool2d.backward called without a forward pass before it")
+        """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient goes to its maximum."""
+        saved = self.saved_for_backward()
+        if saved.by is not REFERENCE:
+            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
         xp = backend.get_array_module(dout)
         kh, kw = self.kernel_size
-        sh, sw = self.stride
         _, _, oh, ow = dout.shape
-        dx = xp.zeros(self._x_shape, dtype=dout.dtype)  # (N, C, H, W)
+        dx = xp.zeros(saved.x_shape, dtype=dout.dtype)  # (N, C, H, W)
         for i in range(kh):
             for j in range(kw):
                 # windows whose maximum sat at offset (i, j) pass their gradient to that pixel
-                won = self._argmax == (i * kw + j)  # (N, C, OH, OW)
-                dx[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += dout * won
-        self._argmax = None
+                won = saved.argmax == (i * kw + j)  # (N, C, OH, OW)
+                self._windows(dx, i, j, oh, ow)[...] += dout * won
         return dx

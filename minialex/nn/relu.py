@@ -1,9 +1,10 @@
 """ReLU: y = max(0, x). Backward derived in docs/layers/relu.md;
-checked in tests/nn/test_relu.py."""
+checked in tests/nn/test_relu.py. Fast version: minialex/kernels/cpu/relu.py."""
 
 from .. import backend
-from . import fast
+from ..kernels.cpu import relu as cpu_relu
 from .checks import check_float_input
+from .dispatch import REFERENCE, fast_implementation
 from .module import Module
 
 
@@ -12,52 +13,36 @@ class ReLU(Module):
 
     The derivative is 1 where x > 0 and 0 elsewhere (we take 0 at x = 0 exactly).
     Since y > 0 exactly where x > 0, backward needs only the output, which lets
-    a network overwrite x in place (``inplace=True``) without losing anything.
+    ``inplace=True`` overwrite x with y in forward without losing anything (as
+    PyTorch's ``inplace``); the caller must not need x afterwards.
 
-    With ``inplace=True`` the backward pass is in place too: the incoming
-    gradient array ``dout`` is overwritten with dx and returned (when it has the
-    output's shape and a float dtype). Every layer's backward returns a fresh
-    array that its caller owns, so inside a network nothing else reads it
-    afterwards; a caller that needs its ``dout`` later must pass a copy.
+    ``backward(dout)`` returns a new array. ``backward(dout, out=dout)`` writes dx
+    over dout instead, for a caller that will not read dout again (the AlexNet
+    networks do this: it saves one activation-sized array per ReLU).
     """
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
-        self._y = None  # saved: the output, whose sign pattern is the derivative
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 
     def forward(self, x):
+        """x (any shape) -> y = max(x, 0); saves y."""
         if not hasattr(x, "dtype") or x.dtype.kind != "f":
             check_float_input(self, x, getattr(x, "ndim", 0))
-        if fast.use_fast(x) and x.flags.c_contiguous:
-            y = fast.relu_forward(x, self.inplace)  # chunked on all cores
-        else:
-            y = self._forward_plain(x)
-        self._y = y
+        if (fast := fast_implementation(x, cpu=cpu_relu)) is not None:
+            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
+        xp = backend.get_array_module(x)
+        y = xp.maximum(x, 0, out=x if self.inplace else None)
+        self.save_for_backward(REFERENCE, y=y)
         return y
 
-    def _forward_plain(self, x):
-        xp = backend.get_array_module(x)
-        return xp.maximum(x, 0, out=x if self.inplace else None)
-
-    def backward(self, dout):
-        if self._y is None:
-            raise RuntimeError("ReLU.backward called without a forward pass before it")
-        y = self._y
-        inplace = self.inplace and dout.shape == y.shape and dout.dtype.kind == "f"
-        if fast.use_fast(dout) and dout.shape == y.shape and (dout.flags.c_contiguous or not inplace):
-            dx = fast.relu_backward(y, dout, inplace)  # chunked on all cores, no full-size mask
-        else:
-            dx = self._backward_plain(dout, inplace)
-        self._y = None
-        return dx
-
-    def _backward_plain(self, dout, inplace):
-        """dx = dout where y > 0, else 0; written into dout itself when ``inplace``."""
+    def backward(self, dout, out=None):
+        """dx = dout where y > 0, else 0 (same shape as dout); into ``out`` when given."""
+        saved = self.saved_for_backward()
+        if saved.by is not REFERENCE:
+            return saved.by.backward(self, saved, dout, out)  # the kernel that made the forward
         xp = backend.get_array_module(dout)
-        if inplace:
-            return xp.multiply(dout, self._y > 0, out=dout)
-        return dout * (self._y > 0)
+        return xp.multiply(dout, saved.y > 0, out=out)

@@ -4,7 +4,8 @@ Compared with PyTorch's SGD in docs/optim.md; checked in tests/optim/test_sgd.py
 from collections import OrderedDict
 
 from .. import backend
-from ..nn import fast
+from ..kernels.cpu import sgd as cpu_sgd
+from ..nn.dispatch import fast_implementation
 from ..nn.module import Parameter
 
 
@@ -49,19 +50,12 @@ class SGD:
                 self.velocities.append(xp.zeros_like(p.data))
 
     def step(self):
-        if all(fast.use_fast(p.data) for p in self.params):
-            # NumPy: the same update in cache-sized blocks on all cores, no parameter-sized temporaries
-            fast.sgd_update(self.params, self.velocities, self.lr, self.momentum, self._decay_of)
-            return
-        self._step_plain()
-
-    def _decay_of(self, p):
-        return self.weight_decay if (self.decay_biases or p.data.ndim > 1) else 0.0
-
-    def _step_plain(self):
-        """The readable reference: four whole-array operations per parameter."""
+        """One update of every parameter. Reference: four whole-array operations per parameter."""
+        if (fast := fast_implementation(self.params[0].data, cpu=cpu_sgd)) is not None:
+            # dispatch (minialex/nn/dispatch.py): NumPy runs minialex/kernels/cpu/sgd.py unless reference()
+            return fast.step(self.params, self.velocities, self.lr, self.momentum, self._decay_of)
         for p, v in zip(self.params, self.velocities):
-            wd = self.weight_decay if (self.decay_biases or p.data.ndim > 1) else 0.0
+            wd = self._decay_of(p)
             with _device_of(p.data):
                 v *= self.momentum
                 if wd:
@@ -69,10 +63,12 @@ class SGD:
                 v -= self.lr * p.grad
                 p.data += v
 
+    def _decay_of(self, p):
+        return self.weight_decay if (self.decay_biases or p.data.ndim > 1) else 0.0
+
     def zero_grad(self):
         for p in self.params:
             p.grad.fill(0)
-            p.grad_is_zero = True
 
     def state_dict(self):
         """``{name: velocity}`` (arrays themselves); lr and the rest are plain attributes."""

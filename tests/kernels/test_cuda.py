@@ -1,4 +1,5 @@
-"""The CuPy kernels (minialex/kernels/cuda.py) agree with their NumPy twins and the layers.
+"""The CUDA kernels (minialex/kernels/cuda/) agree with their NumPy twins and with the layers'
+reference (minialex/nn/), which ``reference()`` runs on CuPy too.
 
 Every test here carries the ``gpu`` marker (tests/conftest.py skips them with
 the reason where CuPy or a GPU is missing). Run them with
@@ -9,11 +10,10 @@ import numpy as np
 import pytest
 
 from minialex import backend
-from minialex.kernels import twins
-from minialex.nn import LocalResponseNorm, MaxPool2d
+from minialex.nn import Conv2d, LocalResponseNorm, MaxPool2d, reference
 from minialex.nn.im2col import col2im, im2col
 
-from .test_twins import CONV_CASES, LRN_CASES, POOL_CASES, _pool_input
+from .test_cuda_twins import CONV_CASES, LRN_CASES, POOL_CASES, _pool_input, twins
 
 pytestmark = pytest.mark.gpu
 
@@ -32,8 +32,15 @@ def cp():
 
 @pytest.fixture(scope="module")
 def cuda():
-    from minialex.kernels import cuda
-    return cuda
+    """The kernels' public functions under one name, as the tests call them."""
+    from types import SimpleNamespace
+
+    from minialex.kernels.cuda import im2col as k_im2col
+    from minialex.kernels.cuda import lrn as k_lrn
+    from minialex.kernels.cuda import pool as k_pool
+    return SimpleNamespace(im2col=k_im2col.im2col, col2im=k_im2col.col2im,
+                           maxpool_forward=k_pool.maxpool_forward, maxpool_backward=k_pool.maxpool_backward,
+                           lrn_forward=k_lrn.lrn_forward, lrn_backward=k_lrn.lrn_backward)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -88,10 +95,14 @@ def test_maxpool_kernels(cp, cuda, rng, dtype, shape, k, s, ties):
     np.testing.assert_array_equal(cp.asnumpy(y), y_twin)
     np.testing.assert_array_equal(cp.asnumpy(argmax), argmax_twin)
 
-    pool = MaxPool2d(k, s)  # the layer's CuPy path (plain) keeps its argmax
-    np.testing.assert_array_equal(cp.asnumpy(pool.forward(cp.asarray(x))), y_twin)
-    np.testing.assert_array_equal(cp.asnumpy(pool._argmax), argmax_twin)
-    dx_layer = cp.asnumpy(pool.backward(cp.asarray(dout)))
+    pool = MaxPool2d(k, s)  # the layer's reference on CuPy saves its argmax
+    with reference():
+        np.testing.assert_array_equal(cp.asnumpy(pool.forward(cp.asarray(x))), y_twin)
+        np.testing.assert_array_equal(cp.asnumpy(pool.saved_for_backward().argmax), argmax_twin)
+        pool.forward(cp.asarray(x))
+        dx_layer = cp.asnumpy(pool.backward(cp.asarray(dout)))
+    assert pool.forward(cp.asarray(x)) is not None and pool.saved_implementation() == "kernels.cuda.pool"
+    np.testing.assert_allclose(cp.asnumpy(pool.backward(cp.asarray(dout))), dx_layer, **_tol(dtype))
 
     dx = cuda.maxpool_backward(cp.asarray(dout), argmax, shape, k, s)
     assert dx.shape == shape and dx.dtype == dtype
@@ -122,13 +133,15 @@ def test_lrn_kernels(cp, cuda, rng, dtype, c, size, groups):
     np.testing.assert_allclose(cp.asnumpy(dx), twins.lrn_backward(dout, x, s_t, i_t, size, alpha, beta, groups),
                                **tol)
 
-    for data in (x, cp.asarray(x)):  # the layer on NumPy and on CuPy
-        xp_ = cp if isinstance(data, cp.ndarray) else np
-        layer = LocalResponseNorm(size=size, alpha=alpha, beta=beta, k=k, groups=groups)
-        y_layer = layer.forward(data)
-        dx_layer = layer.backward(xp_.asarray(dout))
-        np.testing.assert_allclose(cp.asnumpy(y), cp.asnumpy(y_layer), **tol)
-        np.testing.assert_allclose(cp.asnumpy(dx), cp.asnumpy(dx_layer), **tol)
+    for data in (x, cp.asarray(x)):  # the layer's reference and kernels, on NumPy and on CuPy
+        for ref in (True, False):
+            xp_ = cp if isinstance(data, cp.ndarray) else np
+            layer = LocalResponseNorm(size=size, alpha=alpha, beta=beta, k=k, groups=groups)
+            with reference(ref):
+                y_layer = layer.forward(data)
+                dx_layer = layer.backward(xp_.asarray(dout))
+            np.testing.assert_allclose(cp.asnumpy(y), cp.asnumpy(y_layer), **tol)
+            np.testing.assert_allclose(cp.asnumpy(dx), cp.asnumpy(dx_layer), **tol)
 
 
 def test_kernels_on_alexnet_shapes(cp, cuda, rng):
@@ -142,8 +155,32 @@ def test_kernels_on_alexnet_shapes(cp, cuda, rng):
     a = cp.asarray(rng.standard_normal((2, 96, 55, 55)), dtype=cp.float32)
     y, argmax = cuda.maxpool_forward(a, (3, 3), (2, 2))
     pool = MaxPool2d(3, 2)
-    np.testing.assert_array_equal(cp.asnumpy(y), cp.asnumpy(pool.forward(a)))
-    np.testing.assert_array_equal(cp.asnumpy(argmax), cp.asnumpy(pool._argmax))
-    lrn = LocalResponseNorm(groups=2)
+    with reference():
+        np.testing.assert_array_equal(cp.asnumpy(y), cp.asnumpy(pool.forward(a)))
+        np.testing.assert_array_equal(cp.asnumpy(argmax), cp.asnumpy(pool.saved_for_backward().argmax))
+        y_ref = LocalResponseNorm(groups=2).forward(a)
     y_l, _, _ = cuda.lrn_forward(a, 5, 1e-4, 0.75, 2.0, 2)
-    np.testing.assert_allclose(cp.asnumpy(y_l), cp.asnumpy(lrn.forward(a)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(y_l), cp.asnumpy(y_ref), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups, input_grad", [(1, True), (2, True), (1, False)])
+def test_conv_layer_kernel_path_equals_reference(cp, rng, dtype, groups, input_grad):
+    """Conv2d on CuPy: the default (one-launch im2col/col2im) against reference() on CuPy."""
+    layer = Conv2d(4, 6, 3, stride=2, padding=1, groups=groups, init_std=1.0, rng=rng, dtype=dtype,
+                   input_grad=input_grad).to(cp)
+    x = cp.asarray(rng.standard_normal((3, 4, 9, 8)).astype(dtype))
+    dout = cp.asarray(rng.standard_normal(layer.output_shape(x.shape)).astype(dtype))
+    results = []
+    for ref in (True, False):
+        layer.zero_grad()
+        with reference(ref):
+            y = layer.forward(x)
+            assert layer.saved_implementation() == ("reference" if ref else "kernels.cuda.conv")
+            dx = layer.backward(dout)
+        results.append([y, dx, layer.weight.grad.copy(), layer.bias.grad.copy()])
+    for a, b in zip(*results):
+        if a is None:
+            assert b is None and not input_grad
+            continue
+        np.testing.assert_allclose(cp.asnumpy(b), cp.asnumpy(a), **_tol(dtype))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from minialex import nn
-from minialex.models import AlexNet, TwoColumnAlexNet
+from minialex.models import AlexNet
+from minialex.models.architecture import forward_order
 from minialex.optim import SGD
 
 NAMES = [f"{layer}.{kind}" for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -39,7 +40,9 @@ def test_paper_output_shapes_55_27_13_6(paper_net):
     x = np.zeros((1, 3, 224, 224), dtype=np.float32)
     shapes = {}
     paper_net.eval()
-    for name in AlexNet.LAYERS:
+    names = [name for name, _ in paper_net.named_children()]
+    assert tuple(names) == forward_order(paper_net.cfg)  # the network runs the table's order
+    for name in names:
         x = getattr(paper_net, name).forward(x)
         shapes[name] = x.shape[1:]
     assert shapes["conv1"] == (96, 55, 55)
@@ -84,7 +87,7 @@ def test_layer_weights_do_not_depend_on_other_layers():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_train_step_in_each_dtype(dtype):
-    model = AlexNet(preset="tiny", dtype=dtype, seed=0)
+    model = AlexNet(preset="tiny", dtype=dtype, seed=0, input_grad=True)
     x = np.random.default_rng(0).standard_normal((3, 3, 24, 24)).astype(dtype)
     labels = np.array([0, 1, 3])
     loss_fn = nn.SoftmaxCrossEntropy()
@@ -112,7 +115,7 @@ def test_config_round_trip():
     for name in NAMES:
         assert np.array_equal(again.state_dict()[name], model.state_dict()[name])
     two = AlexNet.from_config(cfg, seed=4, devices=(0, 0))
-    assert isinstance(two, TwoColumnAlexNet) and two.config == model.config
+    assert type(two) is AlexNet and two.devices == (0, 0) and two.config == model.config
 
 
 def test_wrong_input_shape_names_the_expected_one():

@@ -2,11 +2,14 @@
 centred finite differences, in float64 on the "tiny" configuration, in training mode with the
 dropout masks replayed. Why and how: docs/alexnet.md, "Tests", and docs/gradcheck.md."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
 from minialex.gradcheck import rel_error
 from minialex.models import AlexNet
+from minialex.nn import reference
 
 H = 1e-4  # float64 round-off in L, not the O(h^2) term, limits the accuracy here: 1e-4 balances them
 SAMPLES = 24  # entries checked per tensor (all of them when the tensor is smaller)
@@ -15,15 +18,30 @@ SAMPLES = 24  # entries checked per tensor (all of them when the tensor is small
 def make_model(devices):
     # init_std 0.2 instead of the paper's 0.01 keeps activations O(1) through eight layers, and
     # lrn_alpha 0.5 makes LRN's cross-channel term large enough to be tested (at 1e-4 it is not).
-    return AlexNet(preset="tiny", dtype=np.float64, seed=1, devices=devices, init_std=0.2, lrn_alpha=0.5)
+    # input_grad=True: the gradient of the images is checked too (training skips it).
+    return AlexNet(preset="tiny", dtype=np.float64, seed=1, devices=devices, init_std=0.2, lrn_alpha=0.5,
+                   input_grad=True)
 
 
+@pytest.mark.parametrize("code", ["reference", "kernels"])
 @pytest.mark.parametrize("devices", [None, (0, 1)], ids=["one-device", "two-device"])
-def test_whole_network_gradients(devices):
+def test_whole_network_gradients(devices, code):
+    with (reference() if code == "reference" else contextlib.nullcontext()):
+        check_network(devices)
+
+
+def test_training_network_returns_no_input_gradient():
+    model = AlexNet(preset="tiny", dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 24, 24))
+    assert model.backward(np.ones(model.forward(x).shape)) is None
+    assert not model.conv1.input_grad and model.conv2.input_grad
+
+
+def check_network(devices):
     model = make_model(devices).train()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 24, 24))
-    dropouts = model._dropouts().values()
+    dropouts = [m for _, m in model.named_modules() if hasattr(m, "calls")]  # drop6, drop7
     start = [d.calls for d in dropouts]
 
     def logits():

@@ -5,7 +5,7 @@ import pytest
 
 from minialex import backend
 from minialex.gradcheck import check_layer
-from minialex.nn import Dropout
+from minialex.nn import Dropout, dropout_mask
 
 
 def test_gradient_matches_finite_differences(rng, xp):
@@ -36,7 +36,19 @@ def test_eval_is_identity():
     x = np.ones((3, 3))
     assert layer.forward(x) is x
     assert layer.backward(x) is x
+    with pytest.raises(RuntimeError, match="without a forward"):
+        layer.backward(x)  # one backward per forward, in evaluation too
 
+
+def test_public_mask_is_the_layers_mask():
+    """dropout_mask(seed, call, ...) is what the layer's forward number ``call`` multiplies by:
+    the two-column network draws its masks through it."""
+    layer = Dropout(0.4, seed=11)
+    x = np.ones((5, 6), dtype=np.float32)
+    layer.forward(x)
+    second = layer.forward(x)
+    np.testing.assert_array_equal(second, dropout_mask(11, 1, (5, 6), 0.4, np, np.float32))
+    assert dropout_mask(11, 1, (5, 6), 0.4).dtype == np.float32
 
 def test_masks_repeat_from_seed_and_calls():
     a, b = Dropout(0.5, seed=7), Dropout(0.5, seed=7)

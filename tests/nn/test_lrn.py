@@ -36,7 +36,13 @@ def test_paper_constants_and_alpha_convention():
     x[0, 2] = 10.0
     y = layer.forward(x)
     assert y[0, 2, 0, 0] == pytest.approx(10.0 / (2.0 + 1e-4 * 100.0) ** 0.75, rel=1e-14)
-    # Its neighbours within two channels are 0 and stay 0, but they feel it in the denominator.
+    # Its neighbours within two channels are 0 and stay 0, but they feel it in the denominator:
+    # at x_j = 0 the cross term of dy/dx_j vanishes, leaving dx_j = dout_j * scale_j^-beta with
+    # scale_j = k + alpha * 100. Without the window (alpha on the own square only) it would be k^-beta.
+    np.testing.assert_array_equal(y[0, [0, 1, 3, 4], 0, 0], 0.0)
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx[0, [0, 1, 3, 4], 0, 0], (2.0 + 1e-4 * 100.0) ** -0.75, rtol=1e-14)
+    assert (2.0 + 1e-4 * 100.0) ** -0.75 != pytest.approx(2.0 ** -0.75, rel=1e-6)
 
 
 def test_window_stops_at_group_boundary():

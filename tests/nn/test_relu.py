@@ -20,11 +20,24 @@ def test_zero_input_gets_zero_gradient():
     np.testing.assert_array_equal(relu.backward(np.ones((1, 3))), [[0.0, 0.0, 1.0]])
 
 
-def test_inplace_overwrites_input_and_keeps_gradient(rng):
-    x = rng.standard_normal((3, 4))
-    expected = np.maximum(x, 0)
+def test_inplace_overwrites_input_and_keeps_gradient(rng, xp):
+    x = backend.to_backend(rng.standard_normal((3, 4)), xp)
+    expected = backend.to_numpy(xp.maximum(x, 0))
     relu = ReLU(inplace=True)
     y = relu.forward(x)
     assert y is x
-    np.testing.assert_array_equal(x, expected)
-    np.testing.assert_array_equal(relu.backward(np.ones((3, 4))), expected > 0)
+    np.testing.assert_array_equal(backend.to_numpy(x), expected)
+    dout = xp.ones((3, 4))
+    dx = relu.backward(dout)
+    assert dx is not dout and bool((dout == 1).all())  # inplace is about forward: dout is left alone
+    np.testing.assert_array_equal(backend.to_numpy(dx), expected > 0)
+
+
+def test_backward_into_out(rng, xp):
+    """backward(dout, out=dout): the internal option the networks use, on every implementation."""
+    x = backend.to_backend(rng.standard_normal((3, 4)), xp)
+    relu = ReLU()
+    relu.forward(x)
+    dout = xp.ones((3, 4))
+    assert relu.backward(dout, out=dout) is dout
+    np.testing.assert_array_equal(backend.to_numpy(dout), backend.to_numpy(x) > 0)

@@ -1,21 +1,32 @@
-"""The NumPy twins of the CuPy kernels (minialex/kernels/twins.py) agree with the layers.
+"""The NumPy twins of the CUDA kernels (minialex/kernels/cuda/*.py) agree with the layers, and
+so do the layers' CUDA implementations run on NumPy arrays (where they launch the twins).
 
-The twins run the kernels' index arithmetic on the CPU, so these tests check
-the kernels' logic on machines without a GPU; tests/kernels/test_cuda.py then
-checks each kernel against its twin on a GPU. Each layer is checked on both
-NumPy paths: the plain reference (``fast.ENABLED = False``) and the fast one.
+The twins run the kernels' index arithmetic on the CPU, so these tests check the kernels'
+logic, and the whole CuPy code path of conv, pool and LRN, on machines without a GPU;
+tests/kernels/test_cuda.py then checks each kernel against its twin on a GPU. Each layer is
+checked on both NumPy paths: the reference (inside ``reference()``) and the CPU kernels.
 """
 
+import contextlib
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from minialex import backend
-from minialex.kernels import twins
-from minialex.nn import LocalResponseNorm, MaxPool2d, fast
+from minialex.kernels.cuda import conv as cuda_conv
+from minialex.kernels.cuda import im2col as cuda_im2col
+from minialex.kernels.cuda import lrn as cuda_lrn
+from minialex.kernels.cuda import pool as cuda_pool
+from minialex.nn import Conv2d, LocalResponseNorm, MaxPool2d, reference
 from minialex.nn.im2col import col2im, im2col
+
+# the twins under the names the tests used before they moved beside their kernels
+twins = SimpleNamespace(im2col=cuda_im2col.im2col_twin, col2im=cuda_im2col.col2im_twin,
+                        maxpool_forward=cuda_pool.maxpool_forward_twin,
+                        maxpool_backward=cuda_pool.maxpool_backward_twin,
+                        lrn_forward=cuda_lrn.lrn_forward_twin, lrn_backward=cuda_lrn.lrn_backward_twin)
 
 DTYPES = [np.float32, np.float64]
 
@@ -55,25 +66,26 @@ def _tol(dtype):
     return dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
 
 
-@pytest.fixture(params=[False, True], ids=["plain", "fast"])
-def nn_path(request, monkeypatch):
-    """Run the minialex.nn layers on their plain reference path, then on the fast CPU path."""
-    monkeypatch.setattr(fast, "ENABLED", request.param)
-    return request.param
+@pytest.fixture(params=[False, True], ids=["reference", "cpu"])
+def nn_path(request):
+    """Run the minialex.nn layers on their reference, then on the CPU kernels (True)."""
+    with (contextlib.nullcontext() if request.param else reference()):
+        yield request.param
 
 
 def test_importing_kernels_does_not_import_cupy():
-    code = ("import sys, minialex, minialex.kernels, minialex.kernels.cuda, minialex.kernels.twins; "
+    code = ("import sys, minialex, minialex.nn, minialex.models, minialex.kernels.cuda.conv, "
+            "minialex.kernels.cuda.pool, minialex.kernels.cuda.lrn; "
             "assert 'cupy' not in sys.modules, 'cupy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_cuda_functions_need_cupy():
-    if backend.cupy_available():
-        pytest.skip("CuPy is usable here; tests/kernels/test_cuda.py covers the kernels")
-    from minialex.kernels import cuda
-    with pytest.raises(backend.BackendError):
-        cuda.im2col(np.zeros((1, 1, 3, 3), np.float32), (2, 2), (1, 1), (0, 0))
+def test_public_functions_run_the_twin_on_numpy(rng):
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(cuda_im2col.im2col(x, (3, 3), (1, 1), (1, 1)),
+                                  twins.im2col(x, (3, 3), (1, 1), (1, 1)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cuda_im2col.im2col(x.astype(np.int32), (3, 3), (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -130,9 +142,9 @@ def test_maxpool_twins(rng, nn_path, dtype, shape, k, s, ties):
     assert dx.dtype == dtype
     np.testing.assert_allclose(dx, dx_want, **_tol(dtype))
 
-    if not nn_path:  # the plain path keeps its argmax: the same offsets, ties included
+    if not nn_path:  # the reference saves its argmax: the same offsets, ties included
         pool.forward(x)
-        np.testing.assert_array_equal(argmax, pool._argmax)
+        np.testing.assert_array_equal(argmax, pool.saved_for_backward().argmax)
 
 
 def test_maxpool_twin_tie_rule():
@@ -159,14 +171,16 @@ def test_lrn_twins(rng, nn_path, dtype, c, size, groups):
     alpha, beta, k = 1e-2, 0.75, 2.0  # a larger alpha than the paper's, so the sum is visible
     layer = LocalResponseNorm(size=size, alpha=alpha, beta=beta, k=k, groups=groups)
     y_want = layer.forward(x)
-    scale_want, inv_want = layer._scale, layer._inv
+    saved = layer.saved_for_backward()
+    scale_want, inv_want = saved.scale, saved.inv
+    layer.forward(x)
     dx_want = layer.backward(dout)
 
     y, scale, inv = twins.lrn_forward(x, size, alpha, beta, k, groups)
     assert y.dtype == scale.dtype == inv.dtype == dtype
     tol = _tol(dtype)
     np.testing.assert_allclose(y, y_want, **tol)
-    if not nn_path:  # the fast path may keep scale/inv in another form; the plain path keeps these
+    if not nn_path:  # the CPU kernel keeps scale/inv in reused buffers; compare the reference's
         np.testing.assert_allclose(scale, scale_want, **tol)
         np.testing.assert_allclose(inv, inv_want, **tol)
     dx = twins.lrn_backward(dout, x, scale, inv, size, alpha, beta, groups)
@@ -184,3 +198,66 @@ def test_lrn_twin_paper_constants(rng):
     np.testing.assert_allclose(y, y_want, rtol=2e-6, atol=1e-7)
     dx = twins.lrn_backward(dout, x, scale, inv, 5, 1e-4, 0.75, 2)
     np.testing.assert_allclose(dx, dx_want, rtol=2e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------
+# The layers' CUDA implementations, run on NumPy arrays: every line of the CuPy path but
+# the launches (which run the twins here), against the reference, float32 and float64.
+# ---------------------------------------------------------------------------------------
+def _both(layer, kernel, x, dout):
+    """(reference y, dx, grads) and (kernel y, dx, grads) for one forward and backward."""
+    out = []
+    for use_kernel in (False, True):
+        layer.zero_grad()
+        if use_kernel:
+            y = layer.run_fast(kernel, x)
+            assert layer.saved_implementation() == kernel.__name__.replace("minialex.", "")
+        else:
+            with reference():
+                y = layer.forward(x)
+        dx = layer.backward(dout)
+        out.append((y, dx, [p.grad.copy() for p in layer.parameters()]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("shape,k,s,p", CONV_CASES[:5])
+def test_cuda_conv_path_on_twins(rng, dtype, shape, k, s, p, input_grad):
+    c = shape[1]
+    groups = 1 if c % 2 else 2
+    layer = Conv2d(c, 4, k, stride=s, padding=p, groups=groups, init_std=1.0, rng=rng, dtype=dtype,
+                   input_grad=input_grad)
+    x = rng.standard_normal(shape).astype(dtype)
+    dout = rng.standard_normal(layer.output_shape(shape)).astype(dtype)
+    (y_r, dx_r, g_r), (y_k, dx_k, g_k) = _both(layer, cuda_conv, x, dout)
+    tol = _tol(dtype)
+    np.testing.assert_allclose(y_k, y_r, **tol)
+    assert (dx_k is None) == (dx_r is None) == (not input_grad)
+    if input_grad:
+        np.testing.assert_allclose(dx_k, dx_r, **tol)
+    for a, b in zip(g_k, g_r):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s", POOL_CASES)
+def test_cuda_pool_path_on_twins(rng, dtype, shape, k, s, ties):
+    layer = MaxPool2d(k, s)
+    x = _pool_input(rng, shape, dtype, ties)
+    dout = rng.standard_normal(layer.output_shape(shape)).astype(dtype)
+    (y_r, dx_r, _), (y_k, dx_k, _) = _both(layer, cuda_pool, x, dout)
+    np.testing.assert_array_equal(y_k, y_r)
+    np.testing.assert_array_equal(dx_k, dx_r)  # each pixel sums the same windows, in order
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c,size,groups", LRN_CASES)
+def test_cuda_lrn_path_on_twins(rng, dtype, c, size, groups):
+    layer = LocalResponseNorm(size=size, alpha=1e-2, beta=0.75, k=2.0, groups=groups)
+    x = (3 * rng.standard_normal((2, c, 3, 4))).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    (y_r, dx_r, _), (y_k, dx_k, _) = _both(layer, cuda_lrn, x, dout)
+    np.testing.assert_allclose(y_k, y_r, **_tol(dtype))
+    np.testing.assert_allclose(dx_k, dx_r, **_tol(dtype))

@@ -1,16 +1,23 @@
-"""The fast CPU paths (minialex/nn/fast.py) against the plain reference paths of each layer.
+"""The CPU kernels (minialex/kernels/cpu/) against the reference of each layer (minialex/nn/).
 
-Every test runs the same layer twice on the same input, once with
-``fast.ENABLED = False`` (the readable reference) and once with it on, and
-compares outputs, input gradients and parameter gradients. Chunk and block
-sizes are shrunk so that the batch is cut into several chunks, the last one
-partial, and the thread count is varied. Nothing here is timed.
+Every test runs the same layer twice on the same input, once inside
+``minialex.nn.reference()`` (the readable code) and once with the kernels on,
+checks which implementation ran each time, and compares outputs, input
+gradients and parameter gradients in float32 and float64. Chunk and block sizes
+are shrunk so that the batch is cut into several chunks, the last one partial,
+and the thread count is varied. Nothing here is timed.
 """
 
 import numpy as np
 import pytest
 
-from minialex.nn import Conv2d, Linear, LocalResponseNorm, MaxPool2d, ReLU, fast
+from minialex.kernels.cpu import conv as cpu_conv
+from minialex.kernels.cpu import linear as cpu_linear
+from minialex.kernels.cpu import lrn as cpu_lrn
+from minialex.kernels.cpu import pool as cpu_pool
+from minialex.kernels.cpu import relu as cpu_relu
+from minialex.kernels.cpu import sgd as cpu_sgd
+from minialex.nn import Conv2d, Linear, LocalResponseNorm, MaxPool2d, ReLU, reference
 from minialex.optim import SGD
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -27,9 +34,9 @@ def threads(request, monkeypatch):
 def chunking(request, monkeypatch):
     """'small': chunks of 1-2 samples and blocks of a few positions, so batches split unevenly."""
     if request.param == "small":
-        monkeypatch.setattr(fast, "COLS_BYTES", 1)  # one sample per conv chunk
-        monkeypatch.setattr(fast, "BLOCK_BYTES", 64)
-        monkeypatch.setattr(fast, "LRN_BLOCK_BYTES", 64)  # runs of 8 positions, the last partial
+        monkeypatch.setattr(cpu_conv, "COLS_BYTES", 1)  # one sample per conv chunk
+        monkeypatch.setattr(cpu_pool, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", 64)  # runs of 8 positions, the last partial
     return request.param
 
 
@@ -37,18 +44,25 @@ def chunking(request, monkeypatch):
 def relu_pieces(request, monkeypatch):
     """'small': ReLU jobs of 4096 elements, all threaded, so every test array is split up."""
     if request.param == "small":
-        monkeypatch.setattr(fast, "RELU_STEP", 4096)
-        monkeypatch.setattr(fast, "RELU_THREADED_MIN", 0)
+        monkeypatch.setattr(cpu_relu, "STEP", 4096)
+        monkeypatch.setattr(cpu_relu, "THREADED_MIN", 0)
     return request.param
 
 
 def both_paths(monkeypatch, run):
-    """run() with the plain path, then with the fast path; returns both results."""
-    monkeypatch.setattr(fast, "ENABLED", False)
-    ref = run()
-    monkeypatch.setattr(fast, "ENABLED", True)
+    """run() inside reference(), then with the kernels; returns both results."""
+    with reference():
+        ref = run()
     got = run()
     return ref, got
+
+
+def ran(layer, kernel):
+    """Forward just ran: assert that ``kernel`` (or the reference, inside reference()) made it."""
+    from minialex.nn.dispatch import describe_implementation, reference_enabled
+
+    want = "reference" if reference_enabled() else describe_implementation(kernel)
+    assert layer.saved_implementation() == want
 
 
 def assert_close(ref, got, dtype):
@@ -69,7 +83,7 @@ CONV_CASES = [
     (2, 2, 3, 4, 0, 1, 10, 10),  # stride 4 leaves rows/cols 7..9 uncovered
     (3, 2, 1, 1, 0, 1, 4, 5),  # 1x1 kernel
     (4, 4, 3, 2, 0, 4, 7, 8),  # depthwise-like groups = channels, stride 2
-    # stride phases (fast.py keeps the padded input split by stride): padding not a multiple of
+    # stride phases (kernels/cpu/conv.py keeps the padded input split by stride): padding not a multiple of
     # the stride, padded size not a multiple of it, different strides/paddings per axis
     (3, 4, 7, 3, 1, 1, 12, 17),
     (2, 6, (5, 3), (2, 3), (3, 0), 2, 11, 8),
@@ -91,6 +105,7 @@ def test_conv_fast_equals_plain(case, batch, dtype, threads, chunking, monkeypat
     def run():
         layer.zero_grad()
         y = layer.forward(x)
+        ran(layer, cpu_conv)
         dx = layer.backward(dy)
         y2 = layer.forward(x)  # a second step: reused buffers, gradients accumulate
         dx2 = layer.backward(dy)
@@ -102,8 +117,7 @@ def test_conv_fast_equals_plain(case, batch, dtype, threads, chunking, monkeypat
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_without_input_grad(dtype, monkeypatch):
     rng = np.random.default_rng(1)
-    layer = Conv2d(3, 4, 5, stride=2, padding=1, rng=rng, init_std=1.0, dtype=dtype)
-    layer.input_grad = False
+    layer = Conv2d(3, 4, 5, stride=2, padding=1, rng=rng, init_std=1.0, dtype=dtype, input_grad=False)
     x = rng.standard_normal((3, 3, 12, 12)).astype(dtype)
     dy = rng.standard_normal(layer.output_shape(x.shape)).astype(dtype)
 
@@ -133,6 +147,7 @@ def test_lrn_fast_equals_plain(case, beta, dtype, threads, chunking, monkeypatch
 
     def run():
         y = layer.forward(x)
+        ran(layer, cpu_lrn)
         return [y, layer.backward(dy)]
 
     assert_close(*both_paths(monkeypatch, run), dtype)
@@ -158,10 +173,12 @@ def test_maxpool_fast_equals_plain(case, batch, ties, dtype, threads, chunking, 
 
     def run():
         y = layer.forward(x)
+        ran(layer, cpu_pool)
         return [y, layer.backward(dy)]
 
     ref, got = both_paths(monkeypatch, run)
     for r, g in zip(ref, got):
+        assert g.dtype == r.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(g, r)  # max and routing are exact
 
 
@@ -190,18 +207,24 @@ def test_relu_fast_equals_plain(shape, dtype, threads, relu_pieces, monkeypatch)
 
     def run():
         layer = ReLU()
-        return [layer.forward(x), layer.backward(dy)]
+        y = layer.forward(x)
+        ran(layer, cpu_relu)
+        dx = layer.backward(dy)
+        assert dx is not dy
+        return [y, dx]
 
     ref, got = both_paths(monkeypatch, run)
     for r, g in zip(ref, got):
+        assert g.dtype == r.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(g, r)
+    np.testing.assert_array_equal(got[1], dy * (x > 0))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
 @pytest.mark.parametrize("shape", [(3, 4, 5, 6), (2, 300000)])
 def test_relu_inplace_forward_overwrites_x(shape, layout, threads, relu_pieces, monkeypatch):
-    """inplace=True: both paths return x itself, rectified; a strided x (the plain path's
-    case) leaves the rest of its base array alone."""
+    """inplace=True: both paths return x itself, rectified; a strided x (a column slice of the
+    two-column network) leaves the rest of its base array alone."""
     rng = np.random.default_rng(8)
     x0 = rng.standard_normal(shape).astype(np.float32)
 
@@ -225,9 +248,10 @@ def test_relu_inplace_forward_overwrites_x(shape, layout, threads, relu_pieces, 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (3, 4, 5, 6), (2, 300000)])
 @pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
-def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, relu_pieces, monkeypatch):
-    """inplace=True: both paths write dx over dout and return that very array, also when
-    dout is a non-contiguous slice (the two-column model's halves)."""
+def test_relu_backward_into_out(shape, layout, dtype, threads, relu_pieces, monkeypatch):
+    """backward(dout, out=dout) writes dx over dout and returns that very array, also when
+    dout is a non-contiguous slice (the two-column model's halves); without ``out`` dout is
+    left alone, inplace=True or not."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[::5] = 0.0
@@ -237,12 +261,16 @@ def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, re
     def run():
         layer = ReLU(inplace=True)
         layer.forward(x.copy())
+        fresh = dy.copy()
+        assert layer.backward(fresh) is not fresh
+        np.testing.assert_array_equal(fresh, dy)  # the public backward never overwrites dout
+        layer.forward(x.copy())
         if layout == "contiguous":
             d = dy.copy()
         else:  # a strided view of a wider array, whose other columns must stay untouched
             wide = np.stack([dy, dy + 1], axis=-1)
             d = wide[..., 0]
-        dx = layer.backward(d)
+        dx = layer.backward(d, out=d)
         assert dx is d
         if layout != "contiguous":
             np.testing.assert_array_equal(wide[..., 1], dy + 1)
@@ -254,16 +282,23 @@ def test_relu_inplace_backward_overwrites_dout(shape, layout, dtype, threads, re
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_linear_fast_grad_accumulation(dtype, monkeypatch):
-    """Linear writes dW straight into a freshly zeroed grad and adds on later backwards."""
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_linear_fast_grad_accumulation(dtype, layout, monkeypatch):
+    """Linear's kernel adds dW into the gradient with one GEMM (beta = 1), whatever it held:
+    zeros, an earlier backward's gradient, or values written by hand. A strided dout (which
+    BLAS cannot read as rows) takes the two-step fallback and must agree too."""
     rng = np.random.default_rng(6)
     layer = Linear(7, 5, init_std=1.0, rng=rng, dtype=dtype)
     x = rng.standard_normal((4, 7)).astype(dtype)
     dy = rng.standard_normal((4, 5)).astype(dtype)
+    if layout == "strided":
+        dy = np.stack([dy, dy], axis=-1)[..., 0]
 
     def run():
         layer.zero_grad()
-        out = [layer.forward(x), layer.backward(dy), layer.weight.grad.copy()]
+        y = layer.forward(x)
+        ran(layer, cpu_linear)
+        out = [y, layer.backward(dy), layer.weight.grad.copy()]
         layer.forward(x)
         layer.backward(dy)  # accumulates: twice the first gradient
         out.append(layer.weight.grad.copy())
@@ -280,8 +315,7 @@ def test_linear_fast_grad_accumulation(dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("decay_biases", [True, False])
 def test_sgd_fast_equals_plain(dtype, decay_biases, threads, monkeypatch):
-    monkeypatch.setattr(fast, "SGD_BLOCK", 5)  # parameters span several blocks, the last partial
-    rng = np.random.default_rng(7)
+    monkeypatch.setattr(cpu_sgd, "BLOCK", 5)  # parameters span several blocks, the last partial
 
     def run():
         r = np.random.default_rng(8)
@@ -294,13 +328,11 @@ def test_sgd_fast_equals_plain(dtype, decay_biases, threads, monkeypatch):
             opt.step()
         return [layer.weight.data, layer.bias.data] + opt.velocities
 
-    del rng
     assert_close(*both_paths(monkeypatch, run), dtype)
 
 
-def test_fast_paths_keep_float32(monkeypatch):
+def test_fast_paths_keep_float32():
     """No float64 upcast anywhere in a float32 forward and backward."""
-    monkeypatch.setattr(fast, "ENABLED", True)
     rng = np.random.default_rng(9)
     x = rng.standard_normal((3, 4, 11, 11)).astype(np.float32)
     for layer in (Conv2d(4, 6, 3, padding=1, groups=2, rng=rng), LocalResponseNorm(groups=2),

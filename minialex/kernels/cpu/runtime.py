@@ -1,0 +1,209 @@
+"""Process-wide settings of the CPU kernels: worker threads, BLAS threads, reusable buffers and
+the opt-in malloc setting. Nothing here is mathematics; docs/performance.md says what each
+setting buys, measured.
+
+* ``threads()`` and ``parallel(fn, n)``: the worker pool. NumPy releases the GIL inside its loops
+  and copies, so Python threads working on separate chunks of a batch really run in parallel.
+* ``single_threaded_blas()`` and ``gemm_workers()``: while our workers each run their own GEMM,
+  OpenBLAS must not start threads of its own (two workers x two BLAS threads on two cores is
+  slower than either alone).
+* ``buffer(owner, key, shape, dtype)``: arrays kept from one step to the next. A fresh large
+  array costs page faults every step; these are kept per layer in a table owned by this module
+  (never in the layer's own fields) and freed with the layer.
+* ``retain_freed_memory()``: glibc's mallopt, called only by the training command line.
+"""
+
+import ctypes
+import os
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------
+# Worker threads
+# ---------------------------------------------------------------------------------------
+def threads():
+    """Worker threads for the CPU kernels: MINIALEX_NUM_THREADS, OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS if set, else the CPU count."""
+    for var in ("MINIALEX_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        v = os.environ.get(var)
+        if v and v.isdigit() and int(v) > 0:
+            return int(v)
+    return os.cpu_count() or 1
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def parallel(fn, n_items, workers=None):
+    """Call fn(start, stop, t) on ``workers`` contiguous slices of range(n_items), in parallel
+    (t = 0, 1, ... numbers the slice, so each call can keep its own buffers)."""
+    global _pool
+    workers = min(workers or threads(), n_items)
+    if workers <= 1:
+        fn(0, n_items, 0)
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minialex")
+    bounds = [(n_items * t // workers, n_items * (t + 1) // workers) for t in range(workers)]
+    futures = [_pool.submit(fn, a, b, t) for t, (a, b) in enumerate(bounds) if t > 0]
+    fn(*bounds[0], 0)  # the calling thread does the first slice
+    for f in futures:
+        f.result()
+
+
+def chunks(start, stop, size):
+    """(a, b) pieces of range(start, stop), each ``size`` long but the last."""
+    for a in range(start, stop, size):
+        yield a, min(a + size, stop)
+
+
+# ---------------------------------------------------------------------------------------
+# BLAS: the OpenBLAS library NumPy loaded, its thread count and its raw GEMM
+# ---------------------------------------------------------------------------------------
+# NumPy wheels ship OpenBLAS with 64-bit integers and prefixed names (scipy_openblas64_);
+# older builds and distribution packages use the plain names with 32-bit integers.
+_BLAS_NAMES = [  # (thread setter, thread getter, sgemm, dgemm, integer type)
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_",
+     "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", ctypes.c_int64),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_",
+     "cblas_sgemm64_", "cblas_dgemm64_", ctypes.c_int64),
+    ("openblas_set_num_threads", "openblas_get_num_threads", "cblas_sgemm", "cblas_dgemm", ctypes.c_int),
+]
+
+
+class Blas:
+    """The handles found in the loaded OpenBLAS: set/get its thread count, and cblas ?gemm."""
+
+    def __init__(self, lib, names):
+        set_name, get_name, sgemm, dgemm, blas_int = names
+        self.set_threads, self.get_threads = getattr(lib, set_name), getattr(lib, get_name)
+        self.set_threads.argtypes, self.set_threads.restype = [ctypes.c_int], None
+        self.get_threads.restype = ctypes.c_int
+        self.gemm = {}  # dtype -> cblas_?gemm with its argument types, where the library has it
+        for dtype, name, real in ((np.float32, sgemm, ctypes.c_float), (np.float64, dgemm, ctypes.c_double)):
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            i, p = blas_int, ctypes.c_void_p
+            # (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, real, p, i, p, i, real, p, i]
+            fn.restype = None
+            self.gemm[np.dtype(dtype)] = fn
+
+
+def _find_blas():
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and ".so" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for names in _BLAS_NAMES:
+            if hasattr(lib, names[0]) and hasattr(lib, names[1]):
+                return Blas(lib, names)
+    return None
+
+
+_blas = None
+_blas_searched = False
+
+
+def blas():
+    """The loaded OpenBLAS (a Blas), or None where NumPy uses another BLAS or none is found."""
+    global _blas, _blas_searched
+    if not _blas_searched:
+        _blas, _blas_searched = _find_blas(), True
+    return _blas
+
+
+class single_threaded_blas:
+    """Context: BLAS uses one thread (our worker threads provide the parallelism)."""
+
+    def __enter__(self):
+        lib = blas()
+        self.old = None
+        if lib is not None:
+            self.old = lib.get_threads()
+            lib.set_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            blas().set_threads(self.old)
+
+
+def gemm_workers():
+    """Threads that may each run a GEMM: all of them when BLAS can be made single-threaded."""
+    return threads() if blas() is not None else 1
+
+
+def run_gemm_workers(work, n):
+    """work(start, stop, tid) over range(n) on the GEMM workers, each with a one-thread BLAS."""
+    workers = min(gemm_workers(), n)
+    if workers <= 1:
+        work(0, n, 0)
+        return
+    with single_threaded_blas():
+        parallel(work, n, workers)
+
+
+# ---------------------------------------------------------------------------------------
+# Buffers reused from step to step
+# ---------------------------------------------------------------------------------------
+_buffers = weakref.WeakKeyDictionary()  # owner (a layer) -> {key: array}
+_buffers_lock = threading.Lock()
+
+
+def buffer(owner, key, shape, dtype, zero=False):
+    """An array kept for ``owner`` under ``key`` and reused while shape and dtype match."""
+    with _buffers_lock:
+        store = _buffers.setdefault(owner, {})
+    buf = store.get(key)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        store[key] = buf
+    if zero:
+        buf.fill(0)
+    return buf
+
+
+# ---------------------------------------------------------------------------------------
+# Memory: keep freed large blocks instead of returning them to the kernel
+# ---------------------------------------------------------------------------------------
+# glibc serves every allocation above 32 MB (most activations here) with a fresh mmap and
+# unmaps it on free, so each step page-faults and zero-fills ~2 GB of new pages. Measured
+# in the full step that is 0.1-0.16 s for a single 91 MB array (lrn2's output) and 0.4 s per
+# step in all (4.40 -> 4.00 s), while peak RSS rose only 2330 -> 2388 MiB: the step's
+# allocations repeat, so the kept heap is reused. MINIALEX_KEEP_MALLOC=1 leaves glibc alone.
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
+
+
+def retain_freed_memory():
+    """mallopt(M_MMAP_MAX, 0) and a 2 GB M_TRIM_THRESHOLD: large arrays come from the heap and
+    freed ones stay mapped for the next step. Returns whether it applied (False off glibc).
+
+    This changes how the whole process allocates memory, and freed memory is no
+    longer returned to the operating system, so a library must not do it behind
+    its user's back: importing minialex never calls it, no layer or kernel does
+    (tests/kernels/test_runtime.py checks), and only the training command line
+    (minialex/train/cli.py) and the benchmark call it, for NumPy runs.
+    """
+    if os.environ.get("MINIALEX_KEEP_MALLOC") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))

@@ -1,0 +1,157 @@
+"""LocalResponseNorm as CUDA kernels, one launch per pass (the reference in minialex/nn/lrn.py
+makes one per window offset and operation), with their NumPy twins; and the layer's
+implementation on them. Conventions of this folder: minialex/kernels/cuda/elementwise.py."""
+
+import numpy as np
+
+from ... import backend
+from .elementwise import check_float, kernel, on_gpu
+
+LRN_FWD = (
+    "raw T x, int64 C, int64 HW, int64 CG, int64 HALF, T alpha, T beta, T k",
+    "T y, T scale, T inv",
+    """
+    // scale = k + alpha * sum of x[c']^2 over |c' - c| <= HALF inside c's group; inv = scale^-beta
+    const ptrdiff_t p = i % HW;
+    ptrdiff_t r = i / HW;
+    const ptrdiff_t c = r % C;
+    const ptrdiff_t n = r / C;
+    const ptrdiff_t lo = (c / CG) * CG, hi = lo + CG;  // c's group is [lo, hi)
+    const ptrdiff_t plane = n * C * HW + p;
+    T s = 0;
+    for (ptrdiff_t d = 0; d <= 2 * HALF; ++d) {
+        const ptrdiff_t cc = c - HALF + d;
+        if (cc < lo || cc >= hi) continue;
+        const T v = x[plane + cc * HW];
+        s += v * v;
+    }
+    const T sc = s * alpha + k;
+    const T iv = pow(sc, -beta);
+    scale = sc;
+    inv = iv;
+    y = x[i] * iv;
+    """,
+    "minialex_lrn_fwd",
+)
+
+LRN_BWD = (
+    "raw T dout, raw T x, raw T scale, raw T inv, int64 C, int64 HW, int64 CG, int64 HALF, T coef",
+    "T dx",
+    """
+    // dx = dout*inv + coef * x * sum over the window of dout*x*inv/scale, coef = -2*alpha*beta
+    const ptrdiff_t p = i % HW;
+    ptrdiff_t r = i / HW;
+    const ptrdiff_t c = r % C;
+    const ptrdiff_t n = r / C;
+    const ptrdiff_t lo = (c / CG) * CG, hi = lo + CG;
+    const ptrdiff_t plane = n * C * HW + p;
+    T s = 0;
+    for (ptrdiff_t d = 0; d <= 2 * HALF; ++d) {
+        const ptrdiff_t cc = c - HALF + d;
+        if (cc < lo || cc >= hi) continue;
+        const ptrdiff_t j = plane + cc * HW;
+        T t = dout[j] * x[j];
+        t = t * inv[j];
+        s += t / scale[j];
+    }
+    dx = (s * x[i]) * coef + dout[i] * inv[i];
+    """,
+    "minialex_lrn_bwd",
+)
+
+
+def lrn_forward(x, size, alpha, beta, k, groups=1):
+    """(y, scale, inv): scale = k + alpha * channel window sum of x^2 (per group), inv = scale^-beta."""
+    check_float(x, "lrn_forward")
+    xp = backend.get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    if c % groups:
+        raise ValueError(f"lrn_forward: {c} channels cannot be cut into groups={groups}")
+    if not on_gpu(x):
+        return lrn_forward_twin(x, size, alpha, beta, k, groups)
+    y, scale, inv = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
+    t = x.dtype.type
+    kernel(LRN_FWD)(x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, inv)
+    return y, scale, inv
+
+
+def lrn_backward(dout, x, scale, inv, size, alpha, beta, groups=1):
+    """dx = dout*inv - 2*alpha*beta * x * channel window sum of (dout * x * inv / scale)."""
+    check_float(dout, "lrn_backward")
+    xp = backend.get_array_module(dout)
+    dout, x, scale, inv = (xp.ascontiguousarray(a) for a in (dout, x, scale, inv))
+    if not on_gpu(dout):
+        return lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups)
+    n, c, h, w = x.shape
+    dx = xp.empty_like(x)
+    coef = x.dtype.type(-2.0 * alpha * beta)  # as the reference: computed in double, then cast
+    kernel(LRN_BWD)(dout, x, scale, inv, c, h * w, c // groups, size // 2, coef, dx)
+    return dx
+
+
+# ---------------------------------------------------------------------------------------
+# the layer's implementation (minialex/nn/lrn.py dispatches here for CuPy arrays)
+# ---------------------------------------------------------------------------------------
+def forward(layer, x):
+    """y; saves x, scale and inv, as the reference does."""
+    y, scale, inv = lrn_forward(x, layer.size, layer.alpha, layer.beta, layer.k, layer.groups)
+    return y, {"x": x, "scale": scale, "inv": inv}
+
+
+def backward(layer, saved, dout):
+    return lrn_backward(dout, saved.x, saved.scale, saved.inv, layer.size, layer.alpha, layer.beta,
+                        layer.groups)
+
+
+# ---------------------------------------------------------------------------------------
+# NumPy twins
+# ---------------------------------------------------------------------------------------
+def _channel_threads(shape, groups, size):
+    """For every "thread" (element), the loop over its window: yield (valid, source index)."""
+    n, C, H, W = shape
+    HW = H * W
+    CG, HALF = C // groups, size // 2
+    i = np.arange(n * C * HW, dtype=np.int64)
+    p = i % HW
+    r = i // HW
+    c = r % C
+    nn = r // C
+    lo = (c // CG) * CG
+    hi = lo + CG
+    plane = nn * C * HW + p
+    for d in range(2 * HALF + 1):
+        cc = c - HALF + d
+        ok = (cc >= lo) & (cc < hi)
+        yield ok, np.where(ok, plane + cc * HW, 0)
+
+
+def lrn_forward_twin(x, size, alpha, beta, k, groups=1):
+    """Twin of LRN_FWD: (y, scale, inv), one "thread" per element."""
+    x = np.ascontiguousarray(x)
+    t = x.dtype.type
+    alpha, beta, k = t(alpha), t(beta), t(k)
+    flat = x.ravel()
+    s = np.zeros(flat.shape, dtype=x.dtype)
+    for ok, j in _channel_threads(x.shape, groups, size):
+        v = flat[j[ok]]
+        s[ok] += v * v
+    scale = s * alpha + k
+    inv = scale ** (-beta)
+    y = flat * inv
+    return y.reshape(x.shape), scale.reshape(x.shape), inv.reshape(x.shape)
+
+
+def lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups=1):
+    """Twin of LRN_BWD: dx = dout*inv + coef * x * window sum of dout*x*inv/scale."""
+    dout, x, scale, inv = (np.ascontiguousarray(a) for a in (dout, x, scale, inv))
+    coef = x.dtype.type(-2.0 * alpha * beta)
+    fd, fx, fs, fi = dout.ravel(), x.ravel(), scale.ravel(), inv.ravel()
+    s = np.zeros(fx.shape, dtype=x.dtype)
+    for ok, j in _channel_threads(x.shape, groups, size):
+        jj = j[ok]
+        t = fd[jj] * fx[jj]
+        t = t * fi[jj]
+        s[ok] += t / fs[jj]
+    dx = (s * fx) * coef + fd * fi
+    return dx.reshape(x.shape)
