@@ -11,8 +11,6 @@ back to the reference's two steps where there is none. Tested in tests/kernels/t
 
 import ctypes
 
-import numpy as np
-
 from . import runtime
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
