@@ -1,0 +1,300 @@
+"""How fast the input pipeline delivers ImageNet-style batches, and where its time goes.
+
+    python benchmarks/bench_loader.py                  # 1, 2 and all threads
+    python benchmarks/bench_loader.py --threads 1,4,16 --images 1024
+
+The first run writes a cached set of ImageNet-like JPEGs (sizes around 500x375,
+quality 90, 1/f "natural" textures with region edges and sensor noise, in the
+ImageFolder layout) under $MINIALEX_DATA or ~/.cache/minialex. Then it prints:
+
+* decoded images/s (Pillow decode to RGB, full size) for each thread count;
+* fully preprocessed images/s through DataLoader + TrainTransform (decode,
+  resize to 256, random 224 crop, flip, mean subtraction, PCA lighting,
+  float32 NCHW batches), and per thread;
+* the time per image on one thread split into decode, resize, the NumPy
+  steps and the loader's own overhead;
+* the loader's wait time when it feeds a consumer that takes a fixed time per
+  batch (a stand-in for a GPU step), at several demanded rates.
+
+Timings on a shared machine are noisy: compare figures from one run, and read
+the load average printed at the start and end. docs/data.md has this machine's figures.
+"""
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image, features
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from minialex.data import DataLoader, ImageFolder, TrainTransform, load_or_compute_stats, sample_rng  # noqa: E402
+from minialex.data import transforms as T  # noqa: E402
+
+BENCH_VERSION = 1
+MARKER = "bench-images.json"
+
+
+# -- the image set ----------------------------------------------------------------
+def _pink_field(rng, h, w, slope, channels):
+    """Gaussian noise with a 1/f^slope amplitude spectrum (natural photos are close to 1/f)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.hypot(fx, fy)
+    f[0, 0] = 1.0
+    amp = f ** -slope
+    amp[0, 0] = 0.0  # zero mean
+    shape = (channels, h, w // 2 + 1)
+    spec = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * amp
+    x = np.fft.irfft2(spec, s=(h, w), axes=(1, 2))  # (channels, h, w)
+    return x / x.std(axis=(1, 2), keepdims=True)
+
+
+def _textured_region(rng, h, w):
+    """A 1/f texture with a random colour cast, mostly luminance as in photos: (3, h, w)."""
+    base = rng.uniform(50, 200, 3)
+    mix = rng.normal(0, 1, (3, 3)) * rng.uniform(10, 35)
+    mix[:, 0] += rng.uniform(20, 45)  # the first field drives all three channels
+    return base[:, None, None] + np.einsum("ck,khw->chw", mix, _pink_field(rng, h, w, 1.0, 3))
+
+
+def render_photo(rng, width, height):
+    """One ImageNet-like picture, uint8 (height, width, 3).
+
+    Two textured regions separated by the level set of a smooth random field
+    (so there are long irregular edges, not flat colour), plus sensor noise.
+    At quality 90 a 500x375 one compresses to about 110-120 KB, close to the
+    ImageNet average, which is what decides the JPEG decoding time.
+    """
+    a, b = _textured_region(rng, height, width), _textured_region(rng, height, width)
+    mask = _pink_field(rng, height, width, 2.2, 1)[0] > rng.uniform(-0.5, 0.8)
+    img = np.where(mask, a, b) + rng.normal(0, 4, (3, height, width))
+    return np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+
+
+def _photo_size(rng):
+    """Around 500x375: long side 420-600, aspect 4:3 mostly, a quarter portrait."""
+    long_side = int(rng.integers(420, 601))
+    aspect = float(rng.choice([4 / 3, 4 / 3, 3 / 2, 5 / 4, 1.0]))
+    short_side = int(round(long_side / aspect))
+    return (short_side, long_side) if rng.random() < 0.25 else (long_side, short_side)
+
+
+def ensure_bench_images(root, n_images, n_classes, seed=0, workers=None):
+    """Write root/train/c<k>/<i>.JPEG once; later calls only check the marker."""
+    params = {"version": BENCH_VERSION, "images": n_images, "classes": n_classes, "seed": seed}
+    marker = os.path.join(root, MARKER)
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            if json.load(f) == params:
+                return root
+    tmp = root + f".tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def write(i):
+        rng = np.random.default_rng([seed, i])
+        w, h = _photo_size(rng)
+        d = os.path.join(tmp, "train", f"c{i % n_classes:02d}")
+        Image.fromarray(render_photo(rng, w, h)).save(os.path.join(d, f"img{i:05d}.JPEG"), quality=90)
+
+    print(f"writing {n_images} benchmark JPEGs to {root} (once) ...", flush=True)
+    for k in range(n_classes):
+        os.makedirs(os.path.join(tmp, "train", f"c{k:02d}"))
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # NumPy's FFT releases the GIL
+        list(pool.map(write, range(n_images)))
+    with open(os.path.join(tmp, MARKER), "w") as f:
+        json.dump(params, f)
+    if os.path.isdir(root):
+        shutil.rmtree(root)
+    os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
+    os.replace(tmp, root)
+    return root
+
+
+# -- measurements ---------------------------------------------------------------
+def _timed(fn, n, repeats):
+    """(best images per wall second, best images per CPU second of this process) over ``repeats`` calls.
+
+    CPU seconds count every thread of the process, so images per CPU second is
+    the throughput of one fully used core, and it hardly moves when other
+    programs share the machine, unlike wall-clock rates.
+    """
+    wall = cpu = 0.0
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        t1, c1 = time.perf_counter(), time.process_time()
+        wall, cpu = max(wall, n / (t1 - t0)), max(cpu, n / max(c1 - c0, 1e-9))
+    return wall, cpu
+
+
+def decode_rate(paths, threads, repeats):
+    """Plain Pillow decoding to RGB at full size (file bytes already in memory): (img/s, img/CPU-s)."""
+    blobs = [open(p, "rb").read() for p in paths]
+
+    def decode(b):
+        with Image.open(io.BytesIO(b)) as img:
+            img.convert("RGB")
+
+    with ThreadPoolExecutor(threads) as pool:
+        return _timed(lambda: list(pool.map(decode, blobs, chunksize=8)), len(blobs), repeats)
+
+
+def loader_rate(ds, tf, threads, batch_size, repeats):
+    """Through DataLoader, one epoch = every image once: (img/s, img/CPU-s), best of ``repeats``."""
+    epochs = iter(range(repeats))
+    with DataLoader(ds, tf, batch_size=batch_size, shuffle=True, seed=0, workers=threads) as loader:
+        return _timed(lambda: sum(len(y) for _, y in loader.epoch_iter(next(epochs))), len(ds), repeats)
+
+
+def time_split(ds, tf, repeats):
+    """CPU seconds per image on one thread for decode, resize and the NumPy steps (best pass)."""
+    size, crop = tf.size_resize, tf.size_crop
+    has_finish = hasattr(tf, "finish")
+    paths = [p for p, _ in ds.samples]
+    out = np.empty((3, crop, crop), np.float32)
+    best = {"decode": 1e9, "resize": 1e9, "numpy": 1e9}
+    for _ in range(repeats):
+        spent = dict.fromkeys(best, 0.0)
+        for i, path in enumerate(paths):
+            rng = sample_rng(0, 0, i)
+            t0 = time.thread_time()
+            with Image.open(path) as img:  # decode exactly as the loader does (draft first)
+                if img.format == "JPEG":
+                    img.draft(None, T.shorter_side_size(*img.size, size))
+                rgb = img.convert("RGB")
+            t1 = time.thread_time()
+            if has_finish:
+                params = tf.draw(rng)
+                if hasattr(T, "resize_crop"):  # resampling only the crop window
+                    win = T.resize_crop(rgb, size, *params.crop)
+                else:
+                    top, left, s = params.crop
+                    win = T.center_crop(np.asarray(T.resize_shorter(rgb, size)), size)[top:top + s, left:left + s]
+                t2 = time.thread_time()
+                tf.finish(win, params, out)
+            else:  # the transform does everything after the resize
+                arr = np.asarray(T.resize_shorter(rgb, size))
+                t2 = time.thread_time()
+                out[...] = tf(arr, rng)  # and the loader copies it into the batch
+            t3 = time.thread_time()
+            spent["decode"] += t1 - t0
+            spent["resize"] += t2 - t1
+            spent["numpy"] += t3 - t2
+        for k in best:
+            best[k] = min(best[k], spent[k] / len(paths))
+    return best
+
+
+def consumer_wait(root, tf, threads, batch_size, step_seconds, passes):
+    """(delivered img/s, share of wall time the consumer waited) for a consumer of fixed speed.
+
+    One epoch covers the image set ``passes`` times, so the start-up (the
+    first batches, before prefetching has caught up) weighs little.
+    """
+    ds = ImageFolder(root, "train")
+    ds.samples = ds.samples * passes
+    with DataLoader(ds, tf, batch_size=batch_size, shuffle=True, seed=0, workers=threads) as loader:
+        t0 = time.perf_counter()
+        n = 0
+        for _, y in loader.epoch_iter(7):
+            n += len(y)
+            time.sleep(step_seconds)  # a GPU step: the host thread waits, the GIL is free
+        wall = time.perf_counter() - t0
+        return n / wall, loader.wait_time / wall
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default=None, help="where the JPEGs are cached "
+                   "(default $MINIALEX_DATA/bench-loader or ~/.cache/minialex/bench-loader)")
+    p.add_argument("--images", type=int, default=512)
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2,all)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best is shown")
+    p.add_argument("--resize", type=int, default=256)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--only", choices=["decode", "preprocess", "split", "consumer"], action="append",
+                   help="run only these sections (repeatable)")
+    args = p.parse_args(argv)
+    sections = set(args.only or ["decode", "preprocess", "split", "consumer"])
+
+    base = os.environ.get("MINIALEX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "minialex")
+    root = ensure_bench_images(args.root or os.path.join(base, "bench-loader"), args.images, args.classes)
+    ds = ImageFolder(root, "train")
+    paths = [p for p, _ in ds.samples]
+    stats = load_or_compute_stats(ds, os.path.join(root, f"stats-{args.resize}.npz"), size=args.resize,
+                                  max_images=128)
+    tf = TrainTransform(stats, size_crop=args.crop, size_resize=args.resize)
+    cores = os.cpu_count() or 1
+    threads = ([int(t) for t in args.threads.split(",")] if args.threads
+               else sorted({1, min(2, cores), cores}))
+    for path in paths:  # warm the page cache: we measure decoding, not the disk
+        with open(path, "rb") as f:
+            f.read()
+
+    sizes = np.array([Image.open(p).size for p in paths])
+    kbytes = np.mean([os.path.getsize(p) for p in paths]) / 1e3
+    print(f"images: {len(paths)} JPEGs in {root}, mean {sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, "
+          f"{kbytes:.0f} KB, quality 90")
+    turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
+    print(f"machine: {cores} cores; Pillow {Image.__version__} ({turbo}), NumPy {np.__version__}; "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"pipeline: {tf!r}, batch {args.batch_size}")
+
+    rates, cpu_rates = {}, {}
+    nan = (float("nan"), float("nan"))
+    if sections & {"decode", "preprocess", "split"}:
+        print()
+        print("img/s: wall clock; img/CPU-s: images per CPU-second of the whole process, "
+              "i.e. per fully used core")
+        print(f"{'threads':>7} | {'decoded img/s':>13} | {'img/CPU-s':>9} | "
+              f"{'preprocessed img/s':>18} | {'img/CPU-s':>9} | {'scaling':>7}")
+        print("-" * 78)
+        for t in threads:
+            dec = decode_rate(paths, t, args.repeats) if "decode" in sections else nan
+            pre = loader_rate(ds, tf, t, args.batch_size, args.repeats) \
+                if sections & {"preprocess", "split"} else nan
+            rates[t], cpu_rates[t] = pre
+            scale = pre[0] / rates[threads[0]] * threads[0]
+            print(f"{t:>7} | {dec[0]:>13.0f} | {dec[1]:>9.0f} | {pre[0]:>18.0f} | {pre[1]:>9.0f} | "
+                  f"{scale:>6.2f}x")
+        print("(scaling: wall-clock preprocessed img/s relative to the first row, times its thread count)")
+
+    if "split" in sections:
+        split = time_split(ds, tf, args.repeats)
+        parts = dict(split)
+        if cpu_rates.get(1):  # what the loader spends beyond the three steps: threads, batching, rng
+            parts["loader overhead"] = max(1.0 / cpu_rates[1] - sum(split.values()), 0.0)
+        total = sum(parts.values())
+        print()
+        print("CPU time per image on 1 thread: " + " | ".join(
+            f"{k} {v * 1e3:.2f} ms ({100 * v / total:.0f}%)" for k, v in parts.items())
+            + f" | total {total * 1e3:.2f} ms")
+
+    if "consumer" in sections:
+        t = threads[-1]
+        capacity = rates.get(t) or loader_rate(ds, tf, t, args.batch_size, args.repeats)[0]
+        passes = 3
+        print()
+        print(f"feeding a consumer that takes a fixed time per batch ({t} threads, batch {args.batch_size}, "
+              f"one epoch of {passes * len(paths)} images):")
+        print(f"{'demand':>8} | {'step ms':>7} | {'delivered img/s':>15} | {'wait share':>10}")
+        print("-" * 50)
+        for share in (0.5, 0.8, 1.25):
+            step = args.batch_size / (share * capacity)
+            got, wait = consumer_wait(root, tf, t, args.batch_size, step, passes)
+            print(f"{share:>7.0%} | {step * 1e3:>7.1f} | {got:>15.0f} | {wait:>10.1%}")
+        print("(demand: the consumer's speed as a share of the loader's measured capacity)")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+
+
+if __name__ == "__main__":
+    main()
