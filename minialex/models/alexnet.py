@@ -4,7 +4,7 @@ Explained in docs/alexnet.md and docs/two-gpu.md; tested in tests/models/.
 
 On one device (``devices=None``) every layer is whole and the columns are kept apart by
 grouped convolutions and per-column LRN. With ``devices=(a, b)`` the layers come in column
-pairs on two devices (minialex/models/two_column.py). Both compute the same function from the
+pairs on two devices (minialex/parallel/two_column.py). Both compute the same function from the
 same weights and have the same ``state_dict()``.
 """
 
@@ -164,7 +164,7 @@ class AlexNet(Module):
         if devices is None:
             self.placement = OneDevice()
         else:
-            from .two_column import TwoColumns  # noqa: PLC0415  (two_column imports this module)
+            from ..parallel.two_column import TwoColumns  # noqa: PLC0415  (it imports this module)
 
             self.placement = TwoColumns(devices)
         # Attribute order is registration order, so named_parameters() yields

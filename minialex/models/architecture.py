@@ -1,7 +1,7 @@
 """The paper's network written once: one row per weight layer (section 3.5 and Figure 2 of the
 paper), from which everything else is derived: the single-device AlexNet and the two-column
-network (minialex/models/alexnet.py, two_column.py), the presets' sizes, parameter and FLOP
-counts (minialex/models/config.py, docs/alexnet.md) and the benchmark's GEMM shapes.
+network (minialex/models/alexnet.py, minialex/parallel/two_column.py), the presets' sizes,
+parameter and FLOP counts (minialex/models/config.py, docs/alexnet.md) and the benchmark's GEMM shapes.
 Explained in docs/alexnet.md, "The architecture"; tested in tests/models/test_architecture.py.
 
 Two columns, A and B, hold half of every layer's maps (the paper's two GPUs). A layer reads

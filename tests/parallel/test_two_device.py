@@ -1,4 +1,4 @@
-"""Tests for minialex/models/two_column.py (AlexNet(devices=...)): the two-device network computes
+"""Tests for minialex/parallel/two_column.py (AlexNet(devices=...)): the two-device network computes
 the single-device function (logits, loss, gradients, in training mode), crosses devices exactly
 14 times per step, shares checkpoints both ways, and never aliases. Explained in docs/two-gpu.md."""
 
@@ -8,7 +8,7 @@ import pytest
 from minialex import backend, nn
 from minialex.backend import BackendError
 from minialex.models import AlexNet
-from minialex.models.two_column import ColumnPair
+from minialex.parallel.two_column import ColumnPair
 from minialex.optim import SGD
 
 TOL = dict(rtol=1e-10, atol=1e-13)  # float64; only the order of some sums differs

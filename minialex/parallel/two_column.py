@@ -1,7 +1,7 @@
 """The paper's model parallelism (section 3.2): column A's half of every layer on one device,
 column B's on another, and activations crossing only where the table in architecture.py says a
 layer reads both columns (conv3, fc6, fc7, fc8). ``AlexNet(devices=(a, b))`` uses this placement.
-Explained in docs/two-gpu.md; tested in tests/models/test_two_device.py.
+Explained in docs/two-gpu.md; tested in tests/parallel/test_two_device.py.
 """
 
 from collections import Counter, OrderedDict
@@ -13,9 +13,9 @@ from ..backend import check_device, get_backend
 from ..nn import dropout_mask
 from ..nn.dispatch import REFERENCE
 from ..nn.module import Module, state_mismatches
-from . import architecture
-from .architecture import BOTH, OWN
-from .alexnet import backward_through, dropout_seed, layer_rng
+from ..models import architecture
+from ..models.alexnet import backward_through, dropout_seed, layer_rng
+from ..models.architecture import BOTH, OWN
 
 COLUMNS = ("a", "b")  # column A runs on devices[0], column B on devices[1]
 
