@@ -8,7 +8,6 @@ import pytest
 from minialex import gradcheck
 from minialex.gradcheck import check_layer, numerical_gradient, rel_error
 from minialex.nn import Conv2d, Linear, LocalResponseNorm, MaxPool2d
-from minialex.nn import conv as conv_module
 
 
 def test_rel_error():
@@ -45,7 +44,7 @@ def test_a_broken_reference_backward_is_caught(rng, monkeypatch):
     """Double dW in the reference's GEMM backward: the default check must fail on the weight,
     while the CPU kernel (untouched) still passes when asked for explicitly."""
     layer, x = _conv(rng)
-    right = conv_module.columns_backward
+    right = Conv2d.columns_backward
 
     def broken(layer_, cols, dout):
         before = layer_.weight.grad.copy()
@@ -53,7 +52,7 @@ def test_a_broken_reference_backward_is_caught(rng, monkeypatch):
         layer_.weight.grad += layer_.weight.grad - before  # dW counted twice
         return dcols
 
-    monkeypatch.setattr(conv_module, "columns_backward", broken)
+    monkeypatch.setattr(Conv2d, "columns_backward", broken)
     errors = check_layer(layer, x)
     assert errors["weight"] > 0.1 and errors["x"] < 1e-6
     assert max(check_layer(layer, x, implementation="kernels").values()) < 1e-6

@@ -15,35 +15,11 @@ import numpy as np
 from .. import backend
 from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
 from ..nn.module import Module, describe
+from ..nn.relu import backward_reusing
+from ..parallel.two_column import TwoColumns
 from . import architecture
 from .architecture import IMAGE
 from .config import AlexNetConfig, alexnet_config
-
-WEIGHT_LAYERS = architecture.weight_names()  # conv1 ... fc8; index + 1 seeds a layer's weights
-
-
-def layer_rng(seed, name):
-    """The generator that draws the initial weights of one layer.
-
-    One generator per layer (not one shared stream) means a layer's weights do
-    not depend on how big the layers before it are, and the two-device model
-    can draw column A's half and then column B's half from the same generator
-    and get exactly the rows of the single-device weight.
-    """
-    return np.random.default_rng([int(seed), 0, WEIGHT_LAYERS.index(name) + 1])
-
-
-def dropout_seed(seed, name):
-    """A distinct Dropout seed for ``drop6`` and ``drop7``, derived from the model seed."""
-    return int(np.random.SeedSequence([int(seed), 1, int(name[-1])]).generate_state(1)[0])
-
-
-def backward_through(layer, dout):
-    """``layer.backward(dout)``, letting a ReLU write its dx over dout: in these networks every
-    backward returns a fresh array that only the layer before reads, so nothing else needs it."""
-    if isinstance(layer, ReLU):
-        return layer.backward(dout, out=dout)
-    return layer.backward(dout)
 
 
 def _float_dtype(dtype):
@@ -54,11 +30,25 @@ def _float_dtype(dtype):
 
 
 class LayerMaker:
-    """Builds the layers of one network from table rows: weights drawn from ``layer_rng``, the
-    paper's initialisation, the config's LRN constants and dropout rate."""
+    """Builds the layers of one network from the table's Layers: the paper's initialisation
+    from per-layer generators, the config's LRN constants and dropout rate."""
 
     def __init__(self, cfg, seed, dtype, input_grad):
-        self.cfg, self.seed, self.dtype, self.input_grad = cfg, seed, dtype, input_grad
+        self.cfg, self.seed, self.dtype, self.input_grad = cfg, int(seed), dtype, input_grad
+
+    def rng(self, layer):
+        """The generator that draws the initial weights of one layer.
+
+        One generator per layer (not one shared stream) means a layer's weights do
+        not depend on how big the layers before it are, and the two-column network
+        can draw column A's half and then column B's half from the same generator
+        and get exactly the rows of the single-device weight.
+        """
+        return np.random.default_rng([self.seed, 0, layer.index])
+
+    def dropout_seed(self, name):
+        """A distinct dropout seed for ``drop6`` and ``drop7``, derived from the model seed."""
+        return int(np.random.SeedSequence([self.seed, 1, int(name[-1])]).generate_state(1)[0])
 
     def weight_layer(self, layer, out_width, in_maps, groups, rng):
         """Conv2d or Linear for a Layer, with ``out_width`` outputs reading ``in_maps`` inputs."""
@@ -92,17 +82,16 @@ class OneDevice:
     def __init__(self):
         self.transfers = Counter()  # nothing crosses devices here; the two-column network counts
 
-    def build(self, cfg, make):
-        """Yield (name, layer) in forward order."""
-        for layer in architecture.layers(cfg):
+    def build(self, table, make):
+        """Yield (name, layer) in forward order for the table's Layers."""
+        for layer in table:
             if layer.flatten_before:
                 yield "flatten", make.follower("flatten", 1)
             row = layer.row
-            yield row.name, make.weight_layer(layer, row.width, layer.in_maps, layer.groups,
-                                              layer_rng(make.seed, row.name))
+            yield row.name, make.weight_layer(layer, row.width, layer.in_maps, layer.groups, make.rng(layer))
             for kind, name in layer.followers:
                 if kind == "dropout":
-                    yield name, Dropout(cfg.dropout, seed=dropout_seed(make.seed, name))
+                    yield name, Dropout(make.cfg.dropout, seed=make.dropout_seed(name))
                 else:
                     # groups=2: a window never crosses from column A's maps into column B's, exactly
                     # as when each GPU normalized its own half (docs/alexnet.md, "LRN per column")
@@ -115,7 +104,7 @@ class OneDevice:
 
     def backward(self, net, dout):
         for layer in reversed(net.children()):
-            dout = backward_through(layer, dout)
+            dout = backward_reusing(layer, dout)  # a ReLU may write over dout: only it reads it
         return dout
 
     def to(self, net, xp, dtype, device_id):
@@ -161,16 +150,11 @@ class AlexNet(Module):
         self.seed = int(seed)
         self.dtype = _float_dtype(dtype)
         self.input_grad = bool(input_grad)
-        if devices is None:
-            self.placement = OneDevice()
-        else:
-            from ..parallel.two_column import TwoColumns  # noqa: PLC0415  (it imports this module)
-
-            self.placement = TwoColumns(devices)
+        self.placement = OneDevice() if devices is None else TwoColumns(devices)
         # Attribute order is registration order, so named_parameters() yields
         # conv1.weight, conv1.bias, ..., fc8.weight, fc8.bias (or conv1.a.weight, ... with columns).
-        for name, layer in self.placement.build(self.cfg, LayerMaker(self.cfg, self.seed, self.dtype,
-                                                                      self.input_grad)):
+        make = LayerMaker(self.cfg, self.seed, self.dtype, self.input_grad)
+        for name, layer in self.placement.build(architecture.layers(self.cfg), make):
             setattr(self, name, layer)
 
     # -- description ------------------------------------------------------------------

@@ -44,12 +44,15 @@ def rows(cfg):
 FOLLOWER_PREFIX = {"relu": "relu", "lrn": "lrn", "pool": "pool", "dropout": "drop"}
 
 Layer = namedtuple("Layer", "row index in_maps in_side out_side pooled_side groups weight params macs "
-                            "flatten_before followers")
-Layer.__doc__ = """A Row with its sizes worked out for one configuration: ``in_maps`` maps (or
-features) of side ``in_side`` come in; ``out_side`` after the layer, ``pooled_side`` after its
-pool (or None); ``groups`` in the single-device network (2 for OWN); the single-device weight
-shape, parameter count and forward multiply-adds per image; whether a Flatten comes first;
-and ``followers``, the (kind, name) pairs of the layers after it."""
+                            "flatten_before followers column_in_maps exchange_before")
+Layer.__doc__ = """A Row with its sizes worked out for one configuration: ``index`` (1..8) numbers it;
+``in_maps`` maps (or features) of side ``in_side`` come in; ``out_side`` after the layer,
+``pooled_side`` after its pool (or None); ``groups`` in the single-device network (2 for OWN);
+the single-device weight shape, parameter count and forward multiply-adds per image; whether a
+Flatten comes first; ``followers``, the (kind, name) pairs of the layers after it. For the
+two-column network: ``column_in_maps``, what each column's half reads (half the maps for
+OWN, all of them for IMAGE and BOTH), and ``exchange_before``, whether the columns swap their
+maps first (BOTH)."""
 
 
 def conv_side(side, kernel, stride, padding):
@@ -73,23 +76,23 @@ def layers(cfg):
             weight = (row.width, maps // groups, row.kernel, row.kernel)
             macs = out_side * out_side * row.width * (maps // groups) * row.kernel * row.kernel
             out.append(Layer(row, index, maps, side, out_side, pooled, groups, weight,
-                             row.width * (maps // groups) * row.kernel ** 2 + row.width, macs, False, followers))
+                             row.width * (maps // groups) * row.kernel ** 2 + row.width, macs, False, followers,
+                             maps // groups, row.reads == BOTH))
             side = pooled if pooled is not None else out_side
         else:
             flatten = not flat
             features = maps * side * side if flatten else maps
             out.append(Layer(row, index, features, None, None, None, 1, (row.width, features),
-                             features * row.width + row.width, features * row.width, flatten, followers))
+                             features * row.width + row.width, features * row.width, flatten, followers,
+                             features, row.reads == BOTH))
             flat, side = True, None
         maps = row.width
     return out
 
 
-def weight_names(cfg=None):
-    """conv1, ..., fc8: the weight layers in order (the same for every configuration)."""
-    from .config import AlexNetConfig  # the default configuration, for the names alone
-
-    return tuple(row.name for row in rows(cfg or AlexNetConfig()))
+def weight_names(cfg):
+    """conv1, ..., fc8: the weight layers in order."""
+    return tuple(row.name for row in rows(cfg))
 
 
 def forward_order(cfg):

@@ -77,53 +77,52 @@ class Conv2d(Module):
             return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
         cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C, KH, KW, OH, OW)
         self.save_for_backward(REFERENCE, cols=cols, x_shape=x.shape)
-        return columns_forward(self, cols)
+        return self.columns_forward(cols)
 
     def backward(self, dout):
         """dout (N, F, OH, OW) -> dx (N, C, H, W), or None without input_grad; adds into the grads."""
         saved = self.saved_for_backward()
         if saved.by is not REFERENCE:
             return saved.by.backward(self, saved, dout)  # the kernel that made the forward
-        dcols = columns_backward(self, saved.cols, dout)  # (N, C, KH, KW, OH, OW), or None
+        dcols = self.columns_backward(saved.cols, dout)  # (N, C, KH, KW, OH, OW), or None
         if dcols is None:
             return None
         return col2im(dcols, saved.x_shape, self.kernel_size, self.stride, self.padding)
 
+    # -- the GEMM halves of the reference (minialex/kernels/cuda/conv.py runs them too) --------
+    def columns_forward(self, cols):
+        """y = W @ cols + b per group: cols (N, C, KH, KW, OH, OW) -> y (N, F, OH, OW)."""
+        xp = backend.get_array_module(cols)
+        n, c, kh, kw, oh, ow = cols.shape
+        g, f = self.groups, self.out_channels
+        # Channels are the slowest axis inside a sample, so cutting C into G blocks
+        # keeps each group's (C/G)*KH*KW rows contiguous.
+        cols_g = cols.reshape(n, g, (c // g) * kh * kw, oh * ow)  # (N, G, K, L), K=C/G*KH*KW, L=OH*OW
+        w_g = self.weight.data.reshape(g, f // g, -1)  # (G, F/G, K)
+        y = xp.matmul(w_g, cols_g)  # (G, F/G, K) @ (N, G, K, L) -> (N, G, F/G, L)
+        y = y.reshape(n, f, oh, ow)  # (N, F, OH, OW): groups are consecutive blocks of filters
+        y += self.bias.data.reshape(1, f, 1, 1)
+        return y
 
-def columns_forward(layer, cols):
-    """y = W @ cols + b per group: cols (N, C, KH, KW, OH, OW) -> y (N, F, OH, OW)."""
-    xp = backend.get_array_module(cols)
-    n, c, kh, kw, oh, ow = cols.shape
-    g, f = layer.groups, layer.out_channels
-    # Channels are the slowest axis inside a sample, so cutting C into G blocks
-    # keeps each group's (C/G)*KH*KW rows contiguous.
-    cols_g = cols.reshape(n, g, (c // g) * kh * kw, oh * ow)  # (N, G, K, L), K=C/G*KH*KW, L=OH*OW
-    w_g = layer.weight.data.reshape(g, f // g, -1)  # (G, F/G, K)
-    y = xp.matmul(w_g, cols_g)  # (G, F/G, K) @ (N, G, K, L) -> (N, G, F/G, L)
-    y = y.reshape(n, f, oh, ow)  # (N, F, OH, OW): groups are consecutive blocks of filters
-    y += layer.bias.data.reshape(1, f, 1, 1)
-    return y
+    def columns_backward(self, cols, dout):
+        """Adds db and dW into the grads; returns dcols (the shape of cols), or None without
+        input_grad. (The CuPy implementation reuses both halves; only im2col/col2im differ.)"""
+        xp = backend.get_array_module(dout)
+        n, f, oh, ow = dout.shape
+        g = self.groups
+        k = cols.shape[1] // g * cols.shape[2] * cols.shape[3]
+        dout_g = dout.reshape(n, g, f // g, oh * ow)  # (N, G, F/G, L)
+        cols_g = cols.reshape(n, g, k, oh * ow)  # (N, G, K, L)
 
-
-def columns_backward(layer, cols, dout):
-    """Adds db and dW into the layer's grads; returns dcols (the shape of cols), or None
-    when the layer needs no input gradient."""
-    xp = backend.get_array_module(dout)
-    n, f, oh, ow = dout.shape
-    g = layer.groups
-    k = cols.shape[1] // g * cols.shape[2] * cols.shape[3]
-    dout_g = dout.reshape(n, g, f // g, oh * ow)  # (N, G, F/G, L)
-    cols_g = cols.reshape(n, g, k, oh * ow)  # (N, G, K, L)
-
-    # y = b + W x_cols, so db sums dout over everything but the filter axis ...
-    layer.bias.grad += dout.sum(axis=(0, 2, 3))
-    # ... dW[g] = sum_n dout[n, g] @ cols[n, g]^T  (contract over samples and pixels) ...
-    dw = layer.weight.grad.reshape(g, f // g, k)  # (G, F/G, K), a view of the grad buffer
-    for gi in range(g):
-        dw[gi] += xp.tensordot(dout_g[:, gi], cols_g[:, gi], axes=([0, 2], [0, 2]))
-    if not layer.input_grad:
-        return None
-    # ... and dcols = W^T @ dout, which col2im scatters back onto the input pixels.
-    w_g = layer.weight.data.reshape(g, f // g, k)  # (G, F/G, K)
-    dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
-    return dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)
+        # y = b + W x_cols, so db sums dout over everything but the filter axis ...
+        self.bias.grad += dout.sum(axis=(0, 2, 3))
+        # ... dW[g] = sum_n dout[n, g] @ cols[n, g]^T  (contract over samples and pixels) ...
+        dw = self.weight.grad.reshape(g, f // g, k)  # (G, F/G, K), a view of the grad buffer
+        for gi in range(g):
+            dw[gi] += xp.tensordot(dout_g[:, gi], cols_g[:, gi], axes=([0, 2], [0, 2]))
+        if not self.input_grad:
+            return None
+        # ... and dcols = W^T @ dout, which col2im scatters back onto the input pixels.
+        w_g = self.weight.data.reshape(g, f // g, k)  # (G, F/G, K)
+        dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
+        return dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)

@@ -1,6 +1,8 @@
 """The paper's model parallelism (section 3.2): column A's half of every layer on one device,
-column B's on another, and activations crossing only where the table in architecture.py says a
-layer reads both columns (conv3, fc6, fc7, fc8). ``AlexNet(devices=(a, b))`` uses this placement.
+column B's on another, and activations crossing only where the table in
+minialex/models/architecture.py says a layer reads both columns (conv3, fc6, fc7, fc8).
+``AlexNet(devices=(a, b))`` uses this placement: it hands over the table's Layers and its
+LayerMaker, so nothing here depends on minialex.models.
 Explained in docs/two-gpu.md; tested in tests/parallel/test_two_device.py.
 """
 
@@ -13,9 +15,7 @@ from ..backend import check_device, get_backend
 from ..nn import dropout_mask
 from ..nn.dispatch import REFERENCE
 from ..nn.module import Module, state_mismatches
-from ..models import architecture
-from ..models.alexnet import backward_through, dropout_seed, layer_rng
-from ..models.architecture import BOTH, OWN
+from ..nn.relu import backward_reusing
 
 COLUMNS = ("a", "b")  # column A runs on devices[0], column B on devices[1]
 
@@ -63,7 +63,7 @@ class ColumnPair(Module):
         out = []
         for col, (layer, dout) in enumerate(zip((self.a, self.b), douts)):
             with where(col):
-                out.append(backward_through(layer, dout))
+                out.append(backward_reusing(layer, dout))
         return out
 
 
@@ -135,31 +135,31 @@ class TwoColumns:
         self._xp = np  # the backend of the current pass, set by forward and backward
 
     # -- building ---------------------------------------------------------------------
-    def build(self, cfg, make):
-        """Yield (name, ColumnPair or layer) in forward order, and write the plan that runs them."""
-        table = architecture.layers(cfg)
+    def build(self, table, make):
+        """Yield (name, ColumnPair or layer) in forward order for the table's Layers, and write
+        the plan that runs them."""
+        self.weight_names = [layer.row.name for layer in table]
         for layer in table:
             row = layer.row
             if layer.flatten_before:
                 self.plan.append(("columns", "flatten"))
                 yield "flatten", ColumnPair(make.follower("flatten", 1), make.follower("flatten", 1))
-            rng = layer_rng(make.seed, row.name)  # drawn by A, then by B: the single-device rows in order
+            rng = make.rng(layer)  # drawn by A, then by B: the single-device rows in order
             if layer is table[-1]:
                 # fc8 whole on column A's device, reading both fc7 halves, as cuda-convnet2 does:
                 # the logits and the loss must end up in one place, and fc8 is small.
                 self.plan.append(("classifier", row.name))
                 yield row.name, make.weight_layer(layer, row.width, layer.in_maps, 1, rng)
                 continue
-            if row.reads == BOTH:
+            if layer.exchange_before:  # it reads both columns
                 self.plan.append(("exchange", None))
-            in_maps = layer.in_maps // 2 if row.reads == OWN else layer.in_maps  # IMAGE, BOTH: all of it
             self.plan.append(("columns", row.name))
-            yield row.name, ColumnPair(make.weight_layer(layer, row.width // 2, in_maps, 1, rng),
-                                       make.weight_layer(layer, row.width // 2, in_maps, 1, rng))
+            yield row.name, ColumnPair(make.weight_layer(layer, row.width // 2, layer.column_in_maps, 1, rng),
+                                       make.weight_layer(layer, row.width // 2, layer.column_in_maps, 1, rng))
             for kind, name in layer.followers:
                 self.plan.append(("columns", name))
                 if kind == "dropout":
-                    yield name, ColumnDropout(cfg.dropout, dropout_seed(make.seed, name))
+                    yield name, ColumnDropout(make.cfg.dropout, make.dropout_seed(name))
                 else:  # an LRN here sees one column's maps only: groups=1
                     yield name, ColumnPair(make.follower(kind, 1), make.follower(kind, 1))
 
@@ -271,7 +271,7 @@ class TwoColumns:
     def _join(self, arrays):
         """{per-column name: array} -> {full name: host array}, halves joined on axis 0."""
         full = OrderedDict()
-        for name in architecture.weight_names():
+        for name in self.weight_names:
             for kind in ("weight", "bias"):
                 if f"{name}.{kind}" in arrays:  # the classifier, whole
                     full[f"{name}.{kind}"] = backend.to_numpy(arrays[f"{name}.{kind}"]).copy()
