@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import CorruptImageError
 from .stats import subset_indices
+from .transforms import center_crop
 
 ON_ERROR = ("skip", "raise")
 
@@ -141,16 +142,22 @@ class DataLoader:
 
 
 class _Batch:
-    """One batch in preparation; the worker that finishes its last sample stacks it."""
+    """One batch in preparation; the worker that finishes its last sample completes it.
 
-    def __init__(self, indices):
-        self.indices = indices
-        self.results = [None] * len(indices)
-        self.remaining = len(indices)
+    With a transform that has ``draw``/``finish`` (TrainTransform, EvalTransform)
+    the workers write each sample straight into ``images``, allocated once per
+    batch; other transforms return arrays that are stacked at the end.
+    """
+
+    def __init__(self, refs, shape):
+        self.refs = refs
+        n = len(refs)
+        self.images = None if shape is None else np.empty((n,) + tuple(shape), np.float32)
+        self.labels = np.empty(n, np.int64)
+        self.results = [None] * n  # None when written in place, else an array or an error
+        self.remaining = n
         self.lock = threading.Lock()
         self.ready = threading.Event()
-        self.images = None  # (N, ...) float32 once ready
-        self.labels = None  # (N,) int64
         self.skipped = []   # CorruptImageErrors of dropped samples, in batch order
         self.error = None   # the exception to raise in the consumer
 
@@ -171,27 +178,41 @@ class _EpochRun:
         self.batches = [order[i:i + b] for i in range(0, len(order), b)]
         if loader.drop_last and self.batches and len(self.batches[-1]) < b:
             self.batches.pop()
-        self.decode_size = getattr(loader.transform, "decode_size", None)
+        tf = loader.transform
+        self.decode_size = getattr(tf, "decode_size", None)
+        # The fast path: random choices first, then one pass into the batch array.
+        self.in_place = all(hasattr(tf, a) for a in ("draw", "finish", "output_shape"))
+        self.shape = tf.output_shape if self.in_place else None
         self.pending = deque()  # submitted batches, oldest first
         self.next_submit = self.next_yield = min(max(start_batch, 0), len(self.batches))
         self.closed = False
         self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
 
     # -- worker side ---------------------------------------------------------------
-    def _load_sample(self, index):
-        ds = self.loader.dataset
-        if self.decode_size is None:
-            img, label = ds.load(index)
-        else:
-            img, label = ds.load(index, shorter=self.decode_size)
-        x = self.loader.transform(img, sample_rng(self.loader.seed, self.epoch, index))
-        return x, label
+    def _load_sample(self, batch, pos, index):
+        """Load, transform and store sample ``index`` at ``pos``; returns an array unless stored."""
+        ds, tf = self.loader.dataset, self.loader.transform
+        rng = sample_rng(self.loader.seed, self.epoch, index)
+        if not self.in_place:
+            if self.decode_size is None:
+                img, label = ds.load(index)
+            else:
+                img, label = ds.load(index, shorter=self.decode_size)
+            batch.labels[pos] = label
+            return tf(img, rng)
+        draw = tf.draw(rng)
+        img, label = ds.load(index, shorter=self.decode_size)
+        top, left, s = draw.crop
+        window = center_crop(img, self.decode_size)[top:top + s, left:left + s]
+        tf.finish(window, draw, batch.images[pos])
+        batch.labels[pos] = label
+        return None
 
     def _work(self, batch, pos, index):
         if self.closed:  # cancelled: the consumer has gone
             return
         try:
-            result = self._load_sample(index)
+            result = self._load_sample(batch, pos, index)
         except CorruptImageError as exc:
             result = exc
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
@@ -211,8 +232,8 @@ class _EpochRun:
 
     def _finish(self, batch):
         try:
-            images, labels = [], []
-            for r in batch.results:  # batch order, so the first error is deterministic
+            keep = []
+            for pos, r in enumerate(batch.results):  # batch order: the first error is deterministic
                 if isinstance(r, _Failure):
                     batch.error = r.exc
                     return
@@ -222,15 +243,20 @@ class _EpochRun:
                         return
                     batch.skipped.append(r)
                     continue
-                images.append(r[0])
-                labels.append(r[1])
-            if images:
+                keep.append(pos)
+            if not keep:
+                batch.images = batch.labels = None
+            elif batch.images is None:
                 # Stacking here, in a worker, keeps the copy off the training thread.
-                batch.images = np.ascontiguousarray(np.stack(images), dtype=np.float32)
-                batch.labels = np.asarray(labels, dtype=np.int64)
+                batch.images = np.ascontiguousarray(
+                    np.stack([batch.results[p] for p in keep]), dtype=np.float32)
+                batch.labels = batch.labels[keep]
+            elif len(keep) < len(batch.results):  # rare: drop the skipped rows
+                batch.images, batch.labels = batch.images[keep], batch.labels[keep]
         except BaseException as exc:  # noqa: BLE001 - e.g. samples of different shapes
             batch.error = exc
         finally:
+            batch.results = None
             batch.ready.set()
 
     # -- consumer side -------------------------------------------------------------
@@ -238,8 +264,8 @@ class _EpochRun:
         """Submit batches up to ``prefetch`` beyond the one about to be consumed."""
         horizon = min(len(self.batches), self.next_yield + self.loader.prefetch + 1)
         while self.next_submit < horizon:
-            batch = _Batch(self.batches[self.next_submit])
-            for pos, index in enumerate(batch.indices):
+            batch = _Batch(self.batches[self.next_submit], self.shape)
+            for pos, index in enumerate(batch.refs):
                 self.pool.submit(self._work, batch, pos, int(index))
             self.pending.append(batch)
             self.next_submit += 1
@@ -249,10 +275,10 @@ class _EpochRun:
 
     def __next__(self):
         while not self.closed and self.next_yield < len(self.batches):
+            t0 = time.perf_counter()
             self._fill()
             batch = self.pending.popleft()
             self.next_yield += 1
-            t0 = time.perf_counter()
             batch.ready.wait()
             self.loader.wait_time += time.perf_counter() - t0
             if batch.error is not None:

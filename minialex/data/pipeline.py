@@ -5,10 +5,12 @@ on the 0..255 scale with the training mean subtracted. Each step and its
 source in the paper is listed in docs/data.md, "From the paper to the code".
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .transforms import (center_crop, crop, hflip, pca_lighting, random_crop_offsets,
-                         resize_shorter, ten_crop)
+from .transforms import (center_crop, crop, lighting_offset, random_crop_offsets, resize_shorter,
+                         ten_crop)
 
 MEAN_MODES = ("image", "channel")
 
@@ -30,8 +32,18 @@ def _mean_for(stats, size_resize, mean):
     return mean_image
 
 
-def _to_chw(arr):
-    return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)  # HWC -> CHW
+def _mean_chw(mean):
+    """The mean as CHW float32, ready to be sliced per crop: (3, R, R) or (3, 1, 1)."""
+    if mean.ndim == 3:
+        return np.ascontiguousarray(mean.transpose(2, 0, 1))  # (R, R, 3) -> (3, R, R)
+    return mean.reshape(3, 1, 1)
+
+
+class Draw(NamedTuple):
+    """One sample's random choices: where to crop, whether to mirror, the lighting offset."""
+    crop: tuple          # (top, left, size) of the window inside the R x R square
+    flip: bool
+    offset: object       # (3,) float32 colour offset, or None without lighting
 
 
 class TrainTransform:
@@ -47,6 +59,11 @@ class TrainTransform:
     ``mean='image'`` subtracts the per-pixel mean image (paper, cuda-convnet2);
     ``mean='channel'`` subtracts the three channel means. ``stats=None``
     subtracts nothing (useful before the stats exist).
+
+    The loader splits the call in two so that it can decode straight into the
+    batch: ``draw(rng)`` makes every random choice first (the crop position is
+    known before the image is decoded), and ``finish(window, draw, out)``
+    writes the float32 result into a slot of the batch array in one pass.
     """
 
     def __init__(self, stats, size_crop=224, size_resize=256, mean="image",
@@ -56,7 +73,9 @@ class TrainTransform:
         self.size_crop = size_crop
         self.size_resize = size_resize
         self.decode_size = size_resize  # the loader asks the dataset to decode at this size
+        self.output_shape = (3, size_crop, size_crop)
         self.mean = _mean_for(stats, size_resize, mean)
+        self._mean_chw = _mean_chw(self.mean)
         # The paper's alpha_i * lambda_i only makes sense with pixels on the 0..1 scale
         # (as fb.resnet.torch reads it): there lambda_1 of ImageNet is about 0.2 and one
         # standard deviation shifts colours by about 2% of the range. Our pixels are
@@ -66,17 +85,42 @@ class TrainTransform:
         self.lighting_std = lighting_std
         self.flip = flip
 
-    def __call__(self, img, rng):
-        s = self.size_crop
-        img = center_crop(resize_shorter(img, self.size_resize), self.size_resize)  # (R, R, 3) uint8
-        top, left = random_crop_offsets(self.size_resize, self.size_resize, s, rng)
-        mean = crop(self.mean, top, left, s) if self.mean.ndim == 3 else self.mean
-        x = crop(img, top, left, s).astype(np.float32) - mean  # (S, S, 3) float32
-        if self.flip and rng.random() < 0.5:
-            x = hflip(x)
+    def draw(self, rng):
+        """All of one sample's random choices, in the documented order."""
+        top, left = random_crop_offsets(self.size_resize, self.size_resize, self.size_crop, rng)
+        flip = bool(self.flip and rng.random() < 0.5)
+        offset = None
         if self.lighting_std and self.eigvals is not None:
-            x = pca_lighting(x, self.eigvals, self.eigvecs, rng, self.lighting_std)
-        return _to_chw(x)  # (3, S, S) float32
+            offset = lighting_offset(self.eigvals, self.eigvecs, rng, self.lighting_std).astype(np.float32)
+        return Draw((top, left, self.size_crop), flip, offset)
+
+    def finish(self, window, draw, out):
+        """``out`` (3, S, S) float32 <- mirror(window - mean at the same place) + offset.
+
+        ``window`` is the uint8 (S, S, 3) crop of the R x R image at draw.crop.
+        The uint8 pixels are converted while they are subtracted, HWC -> CHW
+        is a strided read, and the mirror is a reversed read, so there is no
+        temporary array; the arithmetic (float32(pixel) - mean, then + offset)
+        is the one the step-by-step version does, bit for bit.
+        """
+        top, left, s = draw.crop
+        src = window.transpose(2, 0, 1)  # (3, S, S) view of HWC uint8
+        mean = self._mean_chw
+        if mean.shape[1] > 1:
+            mean = mean[:, top:top + s, left:left + s]  # the mean image, cropped with the data
+        if draw.flip:
+            src, mean = src[:, :, ::-1], mean[:, :, ::-1]
+        np.subtract(src, mean, out=out)
+        if draw.offset is not None:
+            out += draw.offset[:, None, None]  # one colour cast for the whole image
+        return out
+
+    def __call__(self, img, rng):
+        d = self.draw(rng)
+        top, left, s = d.crop
+        square = center_crop(resize_shorter(img, self.size_resize), self.size_resize)  # (R, R, 3) uint8
+        out = np.empty(self.output_shape, np.float32)
+        return self.finish(crop(square, top, left, s), d, out)  # (3, S, S) float32
 
     def __repr__(self):
         return (f"TrainTransform(size_resize={self.size_resize}, size_crop={self.size_crop}, "
@@ -90,6 +134,7 @@ class EvalTransform:
     then either the centre size_crop patch -> (3, S, S) float32, or with
     ``ten_crop=True`` the paper's ten patches -> (10, 3, S, S) float32
     (order in transforms.ten_crop). No randomness; ``rng`` is ignored.
+    Like TrainTransform it offers ``draw`` and ``finish`` to the loader.
     """
 
     def __init__(self, stats, size_crop=224, size_resize=256, mean="image", ten_crop=False):
@@ -99,16 +144,35 @@ class EvalTransform:
         self.size_resize = size_resize
         self.decode_size = size_resize
         self.mean = _mean_for(stats, size_resize, mean)
+        self._mean_chw = _mean_chw(self.mean)
         self.ten_crop = ten_crop
+        s, r = size_crop, size_resize
+        self.output_shape = (10, 3, s, s) if ten_crop else (3, s, s)
+        # Ten crops need the whole R x R square; one centre crop needs only its window.
+        c = (r - s) // 2
+        self._draw = Draw((0, 0, r) if ten_crop else (c, c, s), False, None)
+
+    def draw(self, rng=None):
+        return self._draw
+
+    def finish(self, window, draw, out):
+        """``out`` <- the patch(es) of ``window`` (uint8, at draw.crop) minus the mean."""
+        top, left, s = draw.crop
+        mean = self._mean_chw
+        if mean.shape[1] > 1:
+            mean = mean[:, top:top + s, left:left + s]
+        if not self.ten_crop:
+            return np.subtract(window.transpose(2, 0, 1), mean, out=out)  # (3, S, S)
+        # Subtracting over the whole R x R square crops the mean along with every patch.
+        x = np.subtract(window, mean.transpose(1, 2, 0), dtype=np.float32)  # (R, R, 3)
+        out[...] = ten_crop(x, self.size_crop).transpose(0, 3, 1, 2)  # (10, 3, S, S)
+        return out
 
     def __call__(self, img, rng=None):
-        img = center_crop(resize_shorter(img, self.size_resize), self.size_resize)
-        # Subtracting over the whole R x R image crops the mean along with every patch.
-        x = img.astype(np.float32) - self.mean  # (R, R, 3) float32
-        if self.ten_crop:
-            patches = ten_crop(x, self.size_crop)  # (10, S, S, 3)
-            return np.ascontiguousarray(patches.transpose(0, 3, 1, 2))  # (10, 3, S, S)
-        return _to_chw(center_crop(x, self.size_crop))  # (3, S, S)
+        top, left, s = self._draw.crop
+        square = center_crop(resize_shorter(img, self.size_resize), self.size_resize)
+        out = np.empty(self.output_shape, np.float32)
+        return self.finish(crop(square, top, left, s), self._draw, out)
 
     def __repr__(self):
         return (f"EvalTransform(size_resize={self.size_resize}, size_crop={self.size_crop}, "

@@ -138,7 +138,12 @@ def pca_lighting(arr, eigvals, eigvecs, rng, std=0.1):
     offset. We follow the paper; pass ``np.sqrt(eigvals)`` to get
     cuda-convnet2's behaviour.
     """
-    alpha = rng.normal(0.0, std, size=3)
-    offset = np.asarray(eigvecs, np.float64) @ (alpha * np.asarray(eigvals, np.float64))  # (3,)
+    offset = lighting_offset(eigvals, eigvecs, rng, std)
     # One offset for the whole image: lighting changes the colour cast, not the content.
     return arr + offset.astype(arr.dtype if arr.dtype.kind == "f" else np.float32)
+
+
+def lighting_offset(eigvals, eigvecs, rng, std=0.1):
+    """The (3,) float64 offset of pca_lighting: eigvecs @ (alpha * eigvals), alpha ~ N(0, std^2)."""
+    alpha = rng.normal(0.0, std, size=3)
+    return np.asarray(eigvecs, np.float64) @ (alpha * np.asarray(eigvals, np.float64))  # (3,)

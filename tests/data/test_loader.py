@@ -39,6 +39,17 @@ def test_deterministic_across_worker_counts():
         assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
 
 
+def test_in_place_batches_equal_stacked_samples():
+    # TrainTransform takes the loader's one-pass path; a plain function the stacking path.
+    ds = array_dataset()
+    t = TrainTransform(None, 8, 12)
+    fast = collect(DataLoader(ds, t, batch_size=8, seed=2, workers=2), epoch=1)
+    slow = collect(DataLoader(ds, lambda img, rng: t(img, rng), batch_size=8, seed=2, workers=2), epoch=1)
+    assert len(fast) == len(slow)
+    for (xa, ya), (xb, yb) in zip(fast, slow):
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+
+
 def test_epochs_differ_and_iter_advances():
     loader = DataLoader(array_dataset(), TrainTransform(None, 8, 12), batch_size=37, seed=1)
     assert not np.array_equal(loader.indices(0), loader.indices(1))

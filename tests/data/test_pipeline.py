@@ -58,3 +58,39 @@ def test_eval_transform_center_and_ten_crop():
 def test_no_stats_subtracts_nothing():
     img = np.full((8, 8, 3), 9, np.uint8)
     assert np.all(TrainTransform(None, 4, 8)(img, np.random.default_rng(0)) == 9)
+
+
+def step_by_step(t, img, rng):
+    """The training transform written out one step at a time (the original formulation)."""
+    from minialex.data import center_crop, pca_lighting, resize_shorter
+    r, s = t.size_resize, t.size_crop
+    sq = center_crop(resize_shorter(img, r), r)
+    top, left = int(rng.integers(0, r - s + 1)), int(rng.integers(0, r - s + 1))
+    x = sq[top:top + s, left:left + s].astype(np.float32) - t.mean[top:top + s, left:left + s]
+    if rng.random() < 0.5:
+        x = x[:, ::-1]
+    x = pca_lighting(x, t.eigvals, t.eigvecs, rng, t.lighting_std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def test_one_pass_equals_step_by_step_bit_for_bit():
+    st = fake_stats(16)
+    t = TrainTransform(st, size_crop=12, size_resize=16)
+    img = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    flips = set()
+    for k in range(12):
+        d = t.draw(np.random.default_rng([1, k]))
+        flips.add(d.flip)
+        out = t(img, np.random.default_rng([1, k]))
+        assert np.array_equal(out, step_by_step(t, img, np.random.default_rng([1, k])))
+    assert flips == {True, False}
+
+
+def test_eval_one_pass_equals_step_by_step():
+    st = fake_stats(16)
+    img = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    x = img.astype(np.float32) - st.mean_image  # (16, 16, 3)
+    from minialex.data import ten_crop
+    assert np.array_equal(EvalTransform(st, 12, 16)(img), x[2:14, 2:14].transpose(2, 0, 1))
+    ten = EvalTransform(st, 12, 16, ten_crop=True)(img)
+    assert np.array_equal(ten, ten_crop(x, 12).transpose(0, 3, 1, 2))
