@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import DataError
-from .transforms import resize_shorter
+from .transforms import resize_crop, resize_shorter
 
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -139,9 +139,17 @@ class ArrayDataset:
     def __len__(self):
         return len(self.images)
 
-    def load(self, i, shorter=None):
-        """(uint8 image (H, W, 3), label); resized when ``shorter`` differs from its size."""
+    supports_crop = True
+
+    def load(self, i, shorter=None, crop=None):
+        """(uint8 image (H, W, 3), label); resized when ``shorter`` differs from its size.
+
+        ``crop=(top, left, size)``: only that window of the centre ``shorter`` square
+        (transforms.resize_crop), as ImageFolder.load.
+        """
         img = self.images[i]
+        if crop is not None:
+            return resize_crop(img, shorter, *crop), int(self.labels[i])
         if shorter is not None:
             img = resize_shorter(img, shorter)
         return img, int(self.labels[i])

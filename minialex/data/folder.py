@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import CorruptImageError, DataError
-from .transforms import resize_shorter, shorter_side_size
+from .transforms import resize_crop, resize_shorter, shorter_side_size
 
 # Matched case-insensitively, so ImageNet's ".JPEG" counts.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm",
@@ -21,32 +21,47 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm",
 SYNSET_WORDS = "synset_words.txt"
 
 
-def read_image(path, shorter=None):
+def read_image(path, shorter=None, crop=None):
     """Decode one file to a uint8 RGB array (H, W, 3).
 
     Grayscale, palette, RGBA (alpha dropped) and CMYK files are converted to
     RGB. With ``shorter`` the image is also resized so its shorter side is
     ``shorter`` pixels, letting libjpeg decode JPEGs at reduced scale first.
+    ``crop=(top, left, size)`` (needs ``shorter``) returns only that window
+    of the centre ``shorter`` x ``shorter`` square, resampling nothing else
+    (transforms.resize_crop); this is what the loader uses.
     Any failure to read or decode raises CorruptImageError naming the file.
     """
+    return decode_image(path, path, shorter, crop)
+
+
+def decode_image(source, name, shorter=None, crop=None):
+    """read_image for a path or a binary file object (a tar shard member); ``name`` goes in errors."""
+    if crop is not None and shorter is None:
+        raise ValueError("crop needs shorter (the side of the square it is cut from)")
     try:
         with warnings.catch_warnings():
             # A huge image is a speed problem, not an error worth a warning per epoch.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if shorter is not None and img.format in ("JPEG", "MPO"):
-                    # Must come before convert(), which decodes the pixels.
+                    # Must come before convert(), which decodes the pixels. libjpeg then
+                    # scales by 1/2, 1/4 or 1/8 while decoding, keeping both sides at
+                    # least the target, so it helps when the image is >= twice the target.
                     img.draft(None, shorter_side_size(*img.size, shorter))
                 # Convert before resizing: Pillow resizes palette images with
                 # nearest-neighbour only, and CMYK would be filtered in CMYK space.
                 rgb = img.convert("RGB") if img.mode != "RGB" else img
-                if shorter is not None:
-                    rgb = resize_shorter(rgb, shorter)
-                arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3) uint8
+                if crop is not None:
+                    arr = resize_crop(rgb, shorter, *crop)  # (size, size, 3) uint8
+                else:
+                    if shorter is not None:
+                        rgb = resize_shorter(rgb, shorter)
+                    arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3) uint8
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         # OSError covers PIL's UnidentifiedImageError and "image file is truncated";
         # SyntaxError/ValueError/EOFError are what some PIL plugins raise on garbage.
-        raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from None
+        raise CorruptImageError(name, f"{type(exc).__name__}: {exc}") from None
     return arr
 
 
@@ -133,10 +148,12 @@ class ImageFolder:
     def path(self, i):
         return self.samples[i][0]
 
-    def load(self, i, shorter=None):
-        """(uint8 RGB image (H, W, 3), label) of sample ``i``; see read_image for ``shorter``."""
+    supports_crop = True  # load() takes crop=: the loader's fast path
+
+    def load(self, i, shorter=None, crop=None):
+        """(uint8 RGB image, label) of sample ``i``; see read_image for ``shorter`` and ``crop``."""
         path, label = self.samples[i]
-        return read_image(path, shorter), label
+        return read_image(path, shorter, crop), label
 
     def __repr__(self):
         return (f"ImageFolder({self.folder!r}: {len(self.samples)} images, "

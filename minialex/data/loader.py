@@ -183,6 +183,7 @@ class _EpochRun:
         # The fast path: random choices first, then one pass into the batch array.
         self.in_place = all(hasattr(tf, a) for a in ("draw", "finish", "output_shape"))
         self.shape = tf.output_shape if self.in_place else None
+        self.load_crop = self.in_place and getattr(loader.dataset, "supports_crop", False)
         self.pending = deque()  # submitted batches, oldest first
         self.next_submit = self.next_yield = min(max(start_batch, 0), len(self.batches))
         self.closed = False
@@ -201,9 +202,12 @@ class _EpochRun:
             batch.labels[pos] = label
             return tf(img, rng)
         draw = tf.draw(rng)
-        img, label = ds.load(index, shorter=self.decode_size)
-        top, left, s = draw.crop
-        window = center_crop(img, self.decode_size)[top:top + s, left:left + s]
+        if self.load_crop:  # the dataset resamples only the window (transforms.resize_crop)
+            window, label = ds.load(index, shorter=self.decode_size, crop=draw.crop)
+        else:
+            img, label = ds.load(index, shorter=self.decode_size)
+            top, left, s = draw.crop
+            window = center_crop(img, self.decode_size)[top:top + s, left:left + s]
         tf.finish(window, draw, batch.images[pos])
         batch.labels[pos] = label
         return None

@@ -9,8 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .transforms import (center_crop, crop, lighting_offset, random_crop_offsets, resize_shorter,
-                         ten_crop)
+from .transforms import lighting_offset, random_crop_offsets, resize_crop, ten_crop
 
 MEAN_MODES = ("image", "channel")
 
@@ -117,10 +116,8 @@ class TrainTransform:
 
     def __call__(self, img, rng):
         d = self.draw(rng)
-        top, left, s = d.crop
-        square = center_crop(resize_shorter(img, self.size_resize), self.size_resize)  # (R, R, 3) uint8
-        out = np.empty(self.output_shape, np.float32)
-        return self.finish(crop(square, top, left, s), d, out)  # (3, S, S) float32
+        window = resize_crop(img, self.size_resize, *d.crop)  # (S, S, 3) uint8, as the loader does
+        return self.finish(window, d, np.empty(self.output_shape, np.float32))  # (3, S, S) float32
 
     def __repr__(self):
         return (f"TrainTransform(size_resize={self.size_resize}, size_crop={self.size_crop}, "
@@ -169,10 +166,8 @@ class EvalTransform:
         return out
 
     def __call__(self, img, rng=None):
-        top, left, s = self._draw.crop
-        square = center_crop(resize_shorter(img, self.size_resize), self.size_resize)
-        out = np.empty(self.output_shape, np.float32)
-        return self.finish(crop(square, top, left, s), self._draw, out)
+        window = resize_crop(img, self.size_resize, *self._draw.crop)
+        return self.finish(window, self._draw, np.empty(self.output_shape, np.float32))
 
     def __repr__(self):
         return (f"EvalTransform(size_resize={self.size_resize}, size_crop={self.size_crop}, "

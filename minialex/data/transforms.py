@@ -68,6 +68,43 @@ def resize_shorter(img, size):
     return np.stack(planes, axis=2)
 
 
+def resize_crop(img, size_resize, top, left, size):
+    """The ``size`` x ``size`` window at (top, left) of the image after
+    ``center_crop(resize_shorter(img, size_resize), size_resize)``, as uint8 (size, size, C).
+
+    ``img`` is a PIL image (decoded or only opened) or a uint8 HWC array;
+    (top, left) is relative to the size_resize x size_resize square. Instead
+    of resizing the whole image and throwing most of it away, this resizes
+    only the source region that maps onto the window: Pillow's ``box``
+    argument keeps the same scale factor and sample positions, and its filter
+    still reads source pixels just outside the box, so the result is the same
+    as the three steps up to rounding (at most one grey level, in a small
+    fraction of pixels). For a 500 x 375 photo and a 224 window of the
+    256 square this is about 40 % less resampling work.
+    """
+    if not isinstance(img, Image.Image):
+        arr = np.asarray(img)
+        if arr.ndim != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"resize_crop expects a uint8 HWC array, got {arr.dtype} {arr.shape}")
+        h, w = arr.shape[:2]
+        if min(h, w) == size_resize:  # nothing to resample: a plain slice
+            return center_crop(arr, size_resize)[top:top + size, left:left + size]
+        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    w, h = img.size
+    if min(w, h) == size_resize:
+        cy, cx = (h - size_resize) // 2, (w - size_resize) // 2
+        out = np.asarray(img.crop((cx + left, cy + top, cx + left + size, cy + top + size)))
+    else:
+        tw, th = shorter_side_size(w, h, size_resize)
+        sx, sy = w / tw, h / th  # source pixels per output pixel, as in a full resize
+        x0 = (tw - size_resize) // 2 + left  # window corner in the resized image
+        y0 = (th - size_resize) // 2 + top
+        # min(): (x0 + size) * sx can exceed the width by one rounding step at the right edge.
+        box = (x0 * sx, y0 * sy, min((x0 + size) * sx, w), min((y0 + size) * sy, h))
+        out = np.asarray(img.resize((size, size), _RESAMPLE, box=box))
+    return out if out.ndim == 3 else out[:, :, None]  # (size, size, C) uint8
+
+
 def _check_crop(arr, size):
     h, w = arr.shape[:2]
     if size > h or size > w:

@@ -96,3 +96,14 @@ def test_val_classes_must_match_train(tmp_path):
     assert str(root / "val") in str(info.value)
     make_folder(tmp_path / "ok", per_class=1, special=False, split="val", wnids=["n001", "n002", "n003"])
     assert ImageFolder(tmp_path / "ok", "val", classes=train.classes).classes == train.classes
+
+
+def test_load_crop_is_the_window_of_the_square(folder_root):
+    ds = ImageFolder(folder_root)
+    for i in (0, 2):  # 40x30 and 48x30 JPEGs; 12 is under half of 30, so the decode is drafted
+        square = ds.load(i, shorter=12)[0]
+        w = square.shape[1]
+        square = square[:, (w - 12) // 2:(w - 12) // 2 + 12].astype(int)
+        window, label = ds.load(i, shorter=12, crop=(2, 1, 9))
+        assert window.shape == (9, 9, 3) and label == ds.samples[i][1]
+        assert np.abs(window - square[2:11, 1:10]).max() <= 1

@@ -89,3 +89,19 @@ def test_pca_lighting_does_not_modify_input():
     img = np.ones((2, 2, 3), np.float32)
     pca_lighting(img, np.ones(3), np.eye(3), np.random.default_rng(0))
     assert np.all(img == 1)
+
+
+@pytest.mark.parametrize("h, w, r, s", [(30, 40, 16, 12), (41, 23, 16, 16), (12, 20, 16, 10),
+                                        (16, 25, 16, 8), (300, 200, 64, 56)])
+def test_resize_crop_is_resize_then_crops(h, w, r, s):
+    from minialex.data.transforms import resize_crop
+    img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    square = center_crop(resize_shorter(img, r), r).astype(int)
+    for top, left in [(0, 0), (r - s, r - s), (0, r - s), ((r - s) // 2, 1 % (r - s + 1))]:
+        got = resize_crop(img, r, top, left, s)
+        assert got.shape == (s, s, 3) and got.dtype == np.uint8
+        # Same sample positions and filter; only the rounding of Pillow's fixed-point
+        # weights can differ, by one grey level in a few pixels.
+        diff = np.abs(got - square[top:top + s, left:left + s])
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.3
+        assert np.array_equal(resize_crop(Image.fromarray(img), r, top, left, s), got)
