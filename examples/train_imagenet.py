@@ -3,7 +3,8 @@
     python examples/train_imagenet.py                              # embedded dataset, CPU, minutes
     python examples/train_imagenet.py --data /data/imagenet --backend cupy --devices 0,1
 
-All flags: --help. The loop itself is minialex/train/trainer.py; docs/training.md explains it.
+The same program as the minialex-train command. All flags: --help. The loop itself
+is minialex/train/trainer.py; docs/training.md explains it.
 """
 
 import os
@@ -14,4 +15,4 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minialex.train.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(dataset_kind="imagenet"))
+    sys.exit(main())

@@ -1,12 +1,16 @@
 """The training loop: SGD steps over a loader, validation each epoch, logs, curves and
-atomic, exactly resumable checkpoints. How it fits together: docs/training.md."""
+atomic, exactly resumable checkpoints (the latest and the best). How it fits together:
+docs/training.md."""
 
+import contextlib
 import csv
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
-from functools import partial
 
 import numpy as np
 from tqdm import tqdm
@@ -14,37 +18,142 @@ from tqdm import tqdm
 from .. import backend
 from ..nn import SoftmaxCrossEntropy, softmax
 from ..optim import SGD
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (BEST, LATEST, CheckpointError, copy_checkpoint, load_checkpoint, read_meta,
+                         save_checkpoint, split_state)
 from .metrics import Average, topk_correct
 from .plots import filter_grid, save_curves
 from .schedule import PlateauSchedule, StepSchedule
 
+# The one metric convention: error rates in percent, under these names, in the progress
+# bar, the epoch lines, metrics.csv, the curves and --test-only alike.
 CSV_FIELDS = ["epoch", "lr", "train_loss", "train_top1_err", "val_loss", "val_top1_err", "val_top5_err",
               "epoch_seconds", "images_per_second", "data_wait_share"]
+
+
+def reports_top5(num_classes):
+    """Top-5 error means something only with more than 5 classes (with 5 or fewer it is always 0)."""
+    return num_classes > 5
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold back a Ctrl-C that arrives inside the block until the block is done.
+
+    For the few places where an interrupt halfway through would leave something
+    half made: an epoch's results being committed to the state (so a checkpoint
+    never records half an epoch), or the loader's thread pool being set up. Only
+    in the main thread with Python's default handler; elsewhere it does nothing.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: a checkpoint of the current step was saved to ``checkpoint``."""
 
-    def __init__(self, checkpoint):
+    def __init__(self, checkpoint, epoch=0, step=0):
         super().__init__(checkpoint)
-        self.checkpoint = checkpoint
+        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
 
 
+# -- fitting a checkpoint's weights into a model ------------------------------------------
+def shape_differences(state, model_state, limit=4):
+    """Text like ``fc8.weight (10, 8) vs (3, 8)`` for each array whose shape (or presence) differs."""
+    diffs = []
+    for name in list(model_state) + [n for n in state if n not in model_state]:
+        a = tuple(state[name].shape) if name in state else "absent"
+        b = tuple(model_state[name].shape) if name in model_state else "absent"
+        if a != b:
+            diffs.append(f"{name} {a} vs {b}")
+    if len(diffs) > limit:
+        diffs = diffs[:limit] + [f"and {len(diffs) - limit} more"]
+    return diffs
+
+
+def load_weights(model, state, path, skip_prefixes=()):
+    """Copy ``state`` into ``model``, except the layers named in ``skip_prefixes``, which keep
+    their fresh initialisation (``("fc8.",)`` for a new classifier). Raises CheckpointError
+    naming every shape that differs (checkpoint vs this model)."""
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items() if not k.startswith(tuple(skip_prefixes))}
+    # The skipped layers are filled from the model itself, so the public strict load sees a
+    # complete state: everything from the checkpoint but the reset layers.
+    merged = dict(keep, **{k: v for k, v in own.items() if k.startswith(tuple(skip_prefixes))})
+    diffs = shape_differences(merged, own)
+    if diffs:
+        raise CheckpointError(f"{path} does not fit this network (checkpoint vs this run): " + ", ".join(diffs))
+    try:
+        model.load_state_dict(merged, strict=True)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {' '.join(str(exc).split())}") from None
+
+
+def config_differences(saved, current):
+    """``num_classes 10 vs 3``-style text for each architecture field that differs."""
+    saved, current = saved or {}, current or {}
+    return [f"{k} {saved.get(k)} vs {current.get(k)}" for k in current if saved.get(k) != current.get(k)] + \
+           [f"{k} {saved[k]} vs absent" for k in saved if k not in current]
+
+
+def class_differences(saved, current):
+    only_saved = [c for c in saved if c not in set(current)]
+    only_here = [c for c in current if c not in set(saved)]
+    if not only_saved and not only_here:
+        return "the same classes in another order"
+    show = lambda names: ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")  # noqa: E731
+    parts = []
+    if only_saved:
+        parts.append(f"{len(only_saved)} only in the checkpoint ({show(only_saved)})")
+    if only_here:
+        parts.append(f"{len(only_here)} only in this data ({show(only_here)})")
+    return "; ".join(parts)
+
+
+def check_resumable(model, classes, arrays, meta, path):
+    """Raise CheckpointError, in one line, unless the checkpoint continues this very network on
+    these classes: the architecture fields and shapes that differ, or the classes that do."""
+    model_state, _ = split_state(arrays)
+    saved_config = meta.get("model_config")
+    if saved_config != model.config:
+        diffs = config_differences(saved_config, model.config)
+        shapes = shape_differences(model_state, model.state_dict())
+        hint = (f"; to start from its weights with a new classifier, use --weights {path} --reset-classifier"
+                if [d.split()[0] for d in diffs] == ["num_classes"]
+                else "; leave out --model/--crop-size to use the checkpoint's")
+        raise CheckpointError(
+            f"{path} holds another network (checkpoint vs this run): {', '.join(diffs)}"
+            + (f"; shapes differ: {', '.join(shapes)}" if shapes else "") + hint)
+    if meta.get("classes") != list(classes):
+        raise CheckpointError(f"{path} was trained on other classes than this dataset's: "
+                              f"{class_differences(meta.get('classes') or [], list(classes))}")
+
+
 class Trainer:
     """Trains ``model`` with the paper's SGD on ``train_loader``, validating on ``val_loader``.
 
     ``model`` lives on ``xp`` already (``model.to(...)`` or the two-device
-    model). The checkpoint ``output_dir/checkpoint.npz`` is rewritten after
-    every epoch, and on Ctrl-C, with everything needed to continue exactly:
-    weights, momentum, epoch and step, learning rate and schedule, dropout
-    RNG counters, metrics so far, the class list and the model's config.
-    The data order and augmentation need no saved state: the loader derives
-    them from (seed, epoch, sample).
+    model). Two checkpoints are kept in ``output_dir``: ``checkpoint.npz``,
+    rewritten after every epoch and on Ctrl-C, and ``checkpoint_best.npz``,
+    rewritten when an epoch's validation top-1 error beats every earlier
+    epoch's. Each holds everything needed to continue exactly: weights,
+    momentum, epoch and step, learning rate and schedule, dropout RNG
+    counters, metrics so far, the class list and the model's config. The data
+    order and augmentation need no saved state: the loader derives them from
+    (seed, epoch, sample). Nothing is written before ``fit`` or ``save``.
     """
 
     def __init__(self, model, train_loader, val_loader, *, classes, output_dir, xp=np, device_id=None,
@@ -52,6 +161,7 @@ class Trainer:
                  step_size=30, log_every=20, args=None, progress=True, extra_arrays=None, extra_meta=None):
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
         self.classes = list(classes)
+        self.top5 = reports_top5(len(self.classes))
         self.output_dir = output_dir
         self.xp, self.device_id = xp, device_id
         self.epochs, self.log_every, self.progress = int(epochs), max(int(log_every), 1), progress
@@ -69,16 +179,31 @@ class Trainer:
         self.loss_fn = SoftmaxCrossEntropy()
         self.epoch, self.step_in_epoch = 0, 0  # where the next training step starts
         self.history = []  # one dict per finished epoch (the CSV rows)
+        self.best = None  # {"epoch": e, "val_top1_err": x} of the best finished epoch
+        self.best_source = None  # a best checkpoint elsewhere to copy in (a resume into a new folder)
         self._partial = {"loss": 0.0, "top1": 0, "count": 0}  # running sums of an unfinished epoch
-        os.makedirs(output_dir, exist_ok=True)
 
     # -- paths ----------------------------------------------------------------------
     @property
     def checkpoint_path(self):
-        return os.path.join(self.output_dir, "checkpoint.npz")
+        return os.path.join(self.output_dir, LATEST)
+
+    @property
+    def best_path(self):
+        return os.path.join(self.output_dir, BEST)
+
+    @property
+    def csv_fields(self):
+        return [f for f in CSV_FIELDS if self.top5 or f != "val_top5_err"]
 
     def _to_device(self, x):
         return backend.to_backend(x, self.xp, self.device_id)
+
+    def _log(self, text):
+        if self.progress:
+            tqdm.write(text)
+        else:
+            print(text, flush=True)
 
     # -- one training step ----------------------------------------------------------
     def train_step(self, images, labels):
@@ -97,13 +222,17 @@ class Trainer:
         return loss, logits
 
     def train_epoch(self, epoch):
+        """One epoch from ``step_in_epoch`` on; returns train_loss and train_top1_err (averages
+        over the logged steps of the epoch) and the speed figures."""
         loader = self.train_loader
         start_step = self.step_in_epoch
         total = len(loader)
         bar = tqdm(total=total, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         t0, seen = time.perf_counter(), 0
-        run = loader.epoch_iter(epoch, start_batch=start_step)
+        with deferred_interrupt():  # a half-built epoch iterator would be left behind
+            run = loader.epoch_iter(epoch, start_batch=start_step)
+        p = self._partial
         try:
             for images, labels in run:
                 loss, logits = self.train_step(images, labels)
@@ -116,21 +245,21 @@ class Trainer:
                             f"loss became {value} at epoch {epoch + 1}, step {self.step_in_epoch}; "
                             f"stopped; the last good checkpoint is {self.checkpoint_path}. "
                             "Try a smaller --lr.")
-                    top1 = topk_correct(logits, labels, ks=(1,))[0]
-                    p = self._partial
                     p["loss"] += value * len(labels)
-                    p["top1"] += top1
+                    p["top1"] += topk_correct(logits, labels, ks=(1,))[0]
                     p["count"] += len(labels)
                     elapsed = time.perf_counter() - t0
-                    bar.set_postfix(loss=f"{value:.3f}", top1=f"{100 * (1 - top1 / len(labels)):.1f}%",
-                                    img_s=f"{seen / max(elapsed, 1e-9):.1f}",
-                                    data=f"{100 * loader.wait_time / max(elapsed, 1e-9):.0f}%")
+                    # running averages of the epoch so far: the last values equal the epoch line's
+                    bar.set_postfix_str(
+                        f"train_loss {p['loss'] / p['count']:.3f}  "
+                        f"train_top1_err {100 * (1 - p['top1'] / p['count']):.1f}%  "
+                        f"{seen / max(elapsed, 1e-9):.1f} img/s  "
+                        f"data wait {100 * loader.wait_time / max(elapsed, 1e-9):.0f}%")
                 bar.update(1)
         finally:
             bar.close()
             run.close()
         elapsed = time.perf_counter() - t0
-        p = self._partial
         return {
             "train_loss": p["loss"] / max(p["count"], 1),
             "train_top1_err": 100.0 * (1 - p["top1"] / max(p["count"], 1)),
@@ -141,7 +270,8 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self, loader=None, epoch=0):
-        """Mean loss and top-1/top-5 error (%) on ``loader`` (the validation loader by default).
+        """val_loss and val_top1_err (%) on ``loader`` (the validation loader by default), and
+        val_top5_err where there are more than 5 classes.
 
         Batches of shape (N, 10, 3, S, S) are ten-crop batches: the softmax of the
         ten patches is averaged per image, as in the paper's test procedure.
@@ -149,7 +279,8 @@ class Trainer:
         loader = loader or self.val_loader
         self.model.eval()
         loss_avg, correct1, correct5, count = Average(), 0, 0, 0
-        run = loader.epoch_iter(epoch)
+        with deferred_interrupt():
+            run = loader.epoch_iter(epoch)
         try:
             for images, labels in tqdm(run, total=len(loader), desc="validate", leave=False,
                                        disable=not self.progress, dynamic_ncols=True):
@@ -168,8 +299,10 @@ class Trainer:
             run.close()
         self.model.train()
         count = max(count, 1)
-        return {"val_loss": loss_avg.mean, "val_top1_err": 100.0 * (1 - correct1 / count),
-                "val_top5_err": 100.0 * (1 - correct5 / count)}
+        result = {"val_loss": loss_avg.mean, "val_top1_err": 100.0 * (1 - correct1 / count)}
+        if self.top5:
+            result["val_top5_err"] = 100.0 * (1 - correct5 / count)
+        return result
 
     # -- the loop -------------------------------------------------------------------
     def fit(self):
@@ -178,44 +311,68 @@ class Trainer:
         Ctrl-C saves a checkpoint at the current step before re-raising, so
         ``--resume`` continues from the very batch that was interrupted.
         """
+        os.makedirs(self.output_dir, exist_ok=True)
         self._write_args()
+        self._ensure_best()
+        if self.history and not os.path.isfile(os.path.join(self.output_dir, "metrics.csv")):
+            self._write_logs()  # resumed into a new folder: its logs start complete
         while self.epoch < self.epochs:
-            epoch = self.epoch
-            lr = self.optimizer.lr = self.schedule.lr
             try:
-                row = self.train_epoch(epoch)
-            except KeyboardInterrupt:
+                row, improved = self._one_epoch()
+                if improved:  # the best first: a crash between the two writes leaves both consistent
+                    self.save(self.best_path, saved_as="best")
                 self.save()
-                raise TrainingInterrupted(self.checkpoint_path) from None
-            row.update(self.evaluate(epoch=epoch))
-            row.update(epoch=epoch + 1, lr=lr)
+                self._write_logs()
+                self._log(self.epoch_line(row, improved))
+            except KeyboardInterrupt:
+                # The state in memory is whole at every point a Ctrl-C can land (an epoch's
+                # results are committed together in _one_epoch), so saving it is always right.
+                self.save()
+                raise TrainingInterrupted(self.checkpoint_path, self.epoch, self.step_in_epoch) from None
+        return self.history
+
+    def _one_epoch(self):
+        """Train and validate the current epoch, then commit its results to the state."""
+        epoch = self.epoch
+        lr = self.optimizer.lr = self.schedule.lr
+        row = self.train_epoch(epoch)
+        row.update(self.evaluate(epoch=epoch))
+        row.update(epoch=epoch + 1, lr=lr)
+        improved = self.best is None or row["val_top1_err"] < self.best["val_top1_err"]
+        with deferred_interrupt():  # the epoch's results enter the state together or not at all
             self.history.append(row)
             self.schedule.step(epoch, row["val_top1_err"])
+            if improved:
+                self.best = {"epoch": epoch + 1, "val_top1_err": row["val_top1_err"]}
             self.epoch, self.step_in_epoch = epoch + 1, 0
             self._partial = {"loss": 0.0, "top1": 0, "count": 0}
-            self.save()
-            self._write_logs()
-            (tqdm.write if self.progress else partial(print, flush=True))(
-                f"epoch {epoch + 1}/{self.epochs}  lr {lr:.2g}  train loss {row['train_loss']:.4f}  "
-                f"val loss {row['val_loss']:.4f}  top-1 err {row['val_top1_err']:.2f}%  "
-                f"top-5 err {row['val_top5_err']:.2f}%  {row['images_per_second']:.1f} img/s  "
-                f"data wait {100 * row['data_wait_share']:.0f}%")
-        return self.history
+        return row, improved
+
+    def epoch_line(self, row, improved=False):
+        top5 = f"  val_top5_err {row['val_top5_err']:.2f}%" if "val_top5_err" in row else ""
+        return (f"epoch {row['epoch']}/{self.epochs}  lr {row['lr']:.2g}  train_loss {row['train_loss']:.4f}  "
+                f"train_top1_err {row['train_top1_err']:.2f}%  val_loss {row['val_loss']:.4f}  "
+                f"val_top1_err {row['val_top1_err']:.2f}%{top5}  {row['images_per_second']:.1f} img/s  "
+                f"data wait {100 * row['data_wait_share']:.0f}%" + ("  (best so far)" if improved else ""))
 
     # -- outputs --------------------------------------------------------------------
     def _write_args(self):
-        with open(os.path.join(self.output_dir, "args.json"), "w") as f:
+        path = os.path.join(self.output_dir, "args.json")
+        with open(path + ".tmp", "w") as f:
             json.dump(self.args, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(path + ".tmp", path)
 
     def _write_logs(self):
         """metrics.csv rewritten from the history (so a resumed run never duplicates rows),
         the curves PNG and the conv1 filter picture."""
         path = os.path.join(self.output_dir, "metrics.csv")
         with open(path + ".tmp", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=self.csv_fields, extrasaction="ignore")
             writer.writeheader()
             for row in self.history:
-                writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in CSV_FIELDS})
+                writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k))
+                                 for k in self.csv_fields})
         os.replace(path + ".tmp", path)
         save_curves(self.history, os.path.join(self.output_dir, "curves.png"))
         weight = self.model.state_dict().get("conv1.weight")
@@ -223,7 +380,7 @@ class Trainer:
             filter_grid(weight).save(os.path.join(self.output_dir, "conv1_filters.png"))
 
     # -- checkpoints ----------------------------------------------------------------
-    def save(self, path=None):
+    def save(self, path=None, saved_as="latest"):
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"momentum/{k}": v for k, v in self.optimizer.state_dict().items()})
         arrays.update(self.extra_arrays)
@@ -232,29 +389,57 @@ class Trainer:
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "lr": self.optimizer.lr,
             "schedule": self.schedule.state_dict(), "partial": self._partial, "history": self.history,
             "dropout": self.model.dropout_state(), "classes": self.classes,
-            "model_config": self.model.config, "args": self.args,
+            "model_config": self.model.config, "args": self.args, "best": self.best,
+            "saved_as": saved_as,
         })
         save_checkpoint(path or self.checkpoint_path, arrays, meta)
+
+    def _ensure_best(self):
+        """Make the folder's checkpoint_best.npz the best epoch's, when that can be had: it is
+        there already, or ``best_source`` holds it, or the state just restored is that epoch."""
+        if self.best is None:
+            return
+        want = self.best["epoch"]
+
+        def holds_best(path):
+            try:
+                meta = read_meta(path)
+            except CheckpointError:
+                return False
+            return meta.get("epoch") == want and meta.get("step_in_epoch", 0) == 0
+
+        if os.path.isfile(self.best_path) and holds_best(self.best_path):
+            return
+        if self.best_source and os.path.isfile(self.best_source) and holds_best(self.best_source):
+            copy_checkpoint(self.best_source, self.best_path)
+        elif (self.epoch, self.step_in_epoch) == (want, 0):
+            self.save(self.best_path, saved_as="best")
+        else:
+            print(f"note: the best epoch so far ({want}, val_top1_err {self.best['val_top1_err']:.2f}%) has no "
+                  f"checkpoint in {self.output_dir}; {BEST} will be written when an epoch beats it",
+                  file=sys.stderr, flush=True)
 
     def resume(self, path):
         """Restore everything ``save`` wrote; raise CheckpointError if it does not fit this run."""
         arrays, meta = load_checkpoint(path)
-        if meta.get("model_config") != self.model.config:
-            raise CheckpointError(
-                f"{path} holds a different network: checkpoint config {meta.get('model_config')} "
-                f"vs this run's {self.model.config}")
-        if meta.get("classes") != self.classes:
-            raise CheckpointError(f"{path} was trained on other classes than this dataset's")
-        model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        momentum = {k[len("momentum/"):]: v for k, v in arrays.items() if k.startswith("momentum/")}
+        self.restore(arrays, meta, path)
+        return meta
+
+    def restore(self, arrays, meta, path):
+        """``resume`` for a checkpoint already read with ``load_checkpoint``."""
+        check_resumable(self.model, self.classes, arrays, meta, path)
+        model_state, momentum = split_state(arrays)
+        load_weights(self.model, model_state, path)
         try:
-            self.model.load_state_dict(model_state)
             self.optimizer.load_state_dict(momentum)
         except ValueError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
+            raise CheckpointError(f"{path}: {' '.join(str(exc).split())}") from None
         self.model.load_dropout_state(meta["dropout"])
         self.schedule.load_state_dict(meta["schedule"])
         self.optimizer.lr = meta["lr"]
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.history, self._partial = meta["history"], meta["partial"]
-        return meta
+        self.best = meta.get("best")
+        if self.best is None and self.history:  # a checkpoint from before best tracking
+            row = min(self.history, key=lambda r: r["val_top1_err"])
+            self.best = {"epoch": row["epoch"], "val_top1_err": row["val_top1_err"]}

@@ -1,5 +1,6 @@
 """Exact resume: 2 epochs straight equal 1 epoch + resume + 1 epoch, bitwise on NumPy;
-and a run interrupted mid-epoch (Ctrl-C) continues from the very batch it stopped at."""
+and a run interrupted mid-epoch (Ctrl-C) continues from the very batch it stopped at, with the
+best checkpoint kept consistent."""
 
 import numpy as np
 from minialex.train import Trainer, load_checkpoint
@@ -46,16 +47,22 @@ def test_interrupt_mid_epoch_then_resume_is_bitwise_exact(tiny_folder, tmp_path,
         return original(self, images, labels)
 
     monkeypatch.setattr(Trainer, "train_step", interrupted)
+    capsys.readouterr()
     assert main(tiny_args(tiny_folder, tmp_path / "cut", "--epochs", "2")) == 130
-    assert "interrupted: saved" in capsys.readouterr().err
+    cut = str(tmp_path / "cut" / "checkpoint.npz")
+    assert f"interrupted at epoch 2, step 1: saved {cut}; continue with --resume {cut}" in capsys.readouterr().err
     monkeypatch.setattr(Trainer, "train_step", original)
-    _, meta = load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
-    assert (meta["epoch"], meta["step_in_epoch"]) == (1, 1)
+    _, meta = load_checkpoint(cut)
+    assert (meta["epoch"], meta["step_in_epoch"], meta["best"]["epoch"]) == (1, 1, 1)
 
-    assert main(tiny_args(tiny_folder, tmp_path / "cut", "--epochs", "2",
-                          "--resume", str(tmp_path / "cut" / "checkpoint.npz"))) == 0
-    assert_bitwise_equal(model_arrays(tmp_path / "straight" / "checkpoint.npz"),
-                         model_arrays(tmp_path / "cut" / "checkpoint.npz"))
+    assert main(["--resume", cut, "--no-progress"]) == 0  # every other option comes from the checkpoint
+    out = capsys.readouterr().out
+    assert "at epoch 2, step 2 of 4: 3 steps of 16 left until epoch 2" in out  # 4 - 1 done
+    assert_bitwise_equal(model_arrays(tmp_path / "straight" / "checkpoint.npz"), model_arrays(cut))
+    for name in ("checkpoint.npz", "checkpoint_best.npz"):  # the same history and best as the straight run
+        _, a = load_checkpoint(tmp_path / "straight" / name)
+        _, b = load_checkpoint(tmp_path / "cut" / name)
+        assert (a["epoch"], a["best"]) == (b["epoch"], b["best"]), name
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_folder, tmp_path, capsys, monkeypatch):
