@@ -224,11 +224,8 @@ def _datasets(args, dataset_kind):
         kind = "embedded"
     else:
         root, kind = args.data, "imagenet"
-        if not os.path.isdir(root):
-            raise DataError(f"data path not found: {root}")
-    train = ImageFolder(root, "train")
-    val = ImageFolder(root, "val", classes=train.classes)
-    check_same_classes(train.classes, val.classes, os.path.join(root, "val"))
+    from ..data import open_train_val  # ImageNet-style folders or tar shards (docs/data.md)
+    train, val = open_train_val(root)
     return train, val, kind
 
 
@@ -292,26 +289,29 @@ def run_files(folder):
 
 
 def check_output_dir(out, resume_path, overwrite):
-    """Refuse (UsageError) to write into a folder holding another run, unless ``overwrite``.
-    Continuing the folder's own latest checkpoint is not another run."""
+    """True if ``out`` holds another run, which only ``overwrite`` allows replacing (else a
+    UsageError, in one line). Continuing the folder's own latest checkpoint is not another run."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--output-dir {out} exists and is not a folder")
     present = run_files(out) if os.path.isdir(out) else []
-    if not present or overwrite:
-        return
     latest = os.path.join(out, LATEST)
-    if resume_path and os.path.isfile(latest):
-        if os.path.samefile(latest, resume_path):
-            return  # the usual resume: the run continues in its own folder
-        try:
-            epoch = f", epoch {read_meta(latest).get('epoch')}"
-        except CheckpointError:
-            epoch = ""
-        raise UsageError(f"resuming {resume_path} would write into {out}, which holds another checkpoint "
-                         f"({LATEST}{epoch}); pass --output-dir NEW to continue it in a new folder, "
-                         "or --overwrite to replace that run")
+    if not present or (resume_path and os.path.isfile(latest) and os.path.samefile(latest, resume_path)):
+        return False  # empty, or the usual resume: the run continues in its own folder
+    if overwrite:
+        return True
+    if resume_path and os.path.dirname(os.path.abspath(resume_path)) == os.path.abspath(out):
+        if os.path.isfile(latest):
+            try:
+                held = f"another checkpoint ({LATEST}, epoch {read_meta(latest).get('epoch')})"
+            except CheckpointError:
+                held = f"another checkpoint ({LATEST})"
+        else:
+            held = f"the files of a run ({', '.join(present)})"
+        raise UsageError(f"resuming {resume_path} would write into {out}, which holds {held}; pass "
+                         "--output-dir NEW to continue it in a new folder, or --overwrite to replace that run")
+    hint = f"continue it with --resume {latest}, " if os.path.isfile(latest) else ""
     raise UsageError(f"{out} already holds a run ({', '.join(present)}); choose another --output-dir, "
-                     f"continue it with --resume {latest}, or pass --overwrite to replace it")
+                     f"{hint}or pass --overwrite to replace it")
 
 
 def clear_run(out, keep=None):
@@ -424,8 +424,8 @@ def run(argv, dataset_kind="imagenet", prog=None):
         output_dir = os.path.dirname(os.path.abspath(ckpt_path))
     else:
         output_dir = default_output_dir(kind, args.data, model_name)
-    if output_dir is not None:
-        check_output_dir(output_dir, ckpt_path if args.resume else None, args.overwrite)
+    replace = output_dir is not None and check_output_dir(output_dir, ckpt_path if args.resume else None,
+                                                          args.overwrite)
     if args.resume and not args.test_only:
         done = int(meta.get("epoch", 0))
         if args.epochs <= done:
@@ -468,7 +468,7 @@ def run(argv, dataset_kind="imagenet", prog=None):
         return _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, val_set, what)
 
     # -- from here on files are written ------------------------------------------------------------
-    if args.overwrite and os.path.isdir(output_dir):
+    if replace:  # --overwrite, and the folder holds another run: remove it, so two runs never mix
         clear_run(output_dir, keep=ckpt_path)
     os.makedirs(output_dir, exist_ok=True)
     data_root = None if kind == "cifar10" else getattr(train_set, "root", None)
