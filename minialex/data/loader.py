@@ -7,6 +7,8 @@ whatever the number of workers or the thread timing. Design and the
 determinism rule: docs/data.md, "The loader".
 """
 
+import itertools
+import queue
 import threading
 import time
 import warnings
@@ -86,12 +88,19 @@ class DataLoader:
         self.epoch = 0
         self.wait_time = 0.0
         self.skipped = []  # paths skipped so far in the current epoch
-        self._subset = subset_indices(len(dataset), max_images)  # dataset indices in use
+        # A dataset with stream() (tar shards) is read in its own order, not indexed.
+        self.streaming = hasattr(dataset, "stream")
+        if self.streaming:
+            self._subset = None
+            self._num_samples = len(dataset) if max_images is None else min(len(dataset), max_images)
+        else:
+            self._subset = subset_indices(len(dataset), max_images)  # dataset indices in use
+            self._num_samples = len(self._subset)
         self._active = None  # weak reference to the running epoch
 
     @property
     def num_samples(self):
-        return len(self._subset)
+        return self._num_samples
 
     def __len__(self):
         n, b = self.num_samples, self.batch_size
@@ -99,6 +108,8 @@ class DataLoader:
 
     def indices(self, epoch):
         """The dataset indices of one epoch, in the order they will be batched."""
+        if self.streaming:
+            raise TypeError("a streaming dataset decides its own order while it reads (see its stream())")
         return self._subset[epoch_order(len(self._subset), self.seed, epoch, self.shuffle)]
 
     def set_epoch(self, epoch):
@@ -168,16 +179,22 @@ class _Failure:
 
 
 class _EpochRun:
-    """The iterator of one epoch. Owns a thread pool; close() shuts it down."""
+    """The iterator of one epoch. Owns a thread pool (and a reader thread for a
+    streaming dataset); close() shuts them down."""
 
     def __init__(self, loader, epoch, start_batch=0):
         self.loader = loader
         self.epoch = epoch
-        order = loader.indices(epoch)
-        b = loader.batch_size
-        self.batches = [order[i:i + b] for i in range(0, len(order), b)]
-        if loader.drop_last and self.batches and len(self.batches[-1]) < b:
-            self.batches.pop()
+        b, n = loader.batch_size, loader.num_samples
+        self.n_batches = n // b if loader.drop_last else -(-n // b)
+        start = min(max(start_batch, 0), self.n_batches)
+        if loader.streaming:
+            self.batches = None
+            self.reader = _StreamReader(loader, epoch, start, self.n_batches)
+        else:
+            order = loader.indices(epoch)
+            self.batches = [order[i:i + b] for i in range(0, self.n_batches * b, b)]
+            self.reader = None
         tf = loader.transform
         self.decode_size = getattr(tf, "decode_size", None)
         # The fast path: random choices first, then one pass into the batch array.
@@ -185,45 +202,53 @@ class _EpochRun:
         self.shape = tf.output_shape if self.in_place else None
         self.load_crop = self.in_place and getattr(loader.dataset, "supports_crop", False)
         self.pending = deque()  # submitted batches, oldest first
-        self.next_submit = self.next_yield = min(max(start_batch, 0), len(self.batches))
+        self.next_submit = self.next_yield = start
         self.closed = False
         self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
 
     # -- worker side ---------------------------------------------------------------
-    def _load_sample(self, batch, pos, index):
-        """Load, transform and store sample ``index`` at ``pos``; returns an array unless stored."""
-        ds, tf = self.loader.dataset, self.loader.transform
+    def _fetch(self, ref, **kwargs):
+        ds = self.loader.dataset
+        return ds.decode(ref, **kwargs) if self.reader is not None else ds.load(ref, **kwargs)
+
+    def _load_sample(self, batch, pos, ref):
+        """Load, transform and store sample ``ref`` at ``pos``; returns an array unless stored."""
+        tf = self.loader.transform
+        index = ref.index if self.reader is not None else ref
         rng = sample_rng(self.loader.seed, self.epoch, index)
         if not self.in_place:
             if self.decode_size is None:
-                img, label = ds.load(index)
+                img, label = self._fetch(ref)
             else:
-                img, label = ds.load(index, shorter=self.decode_size)
+                img, label = self._fetch(ref, shorter=self.decode_size)
             batch.labels[pos] = label
             return tf(img, rng)
         draw = tf.draw(rng)
         if self.load_crop:  # the dataset resamples only the window (transforms.resize_crop)
-            window, label = ds.load(index, shorter=self.decode_size, crop=draw.crop)
+            window, label = self._fetch(ref, shorter=self.decode_size, crop=draw.crop)
         else:
-            img, label = ds.load(index, shorter=self.decode_size)
+            img, label = self._fetch(ref, shorter=self.decode_size)
             top, left, s = draw.crop
             window = center_crop(img, self.decode_size)[top:top + s, left:left + s]
         tf.finish(window, draw, batch.images[pos])
         batch.labels[pos] = label
         return None
 
-    def _work(self, batch, pos, index):
+    def _work(self, batch, pos, ref):
         if self.closed:  # cancelled: the consumer has gone
             return
         try:
-            result = self._load_sample(batch, pos, index)
+            result = self._load_sample(batch, pos, ref)
         except CorruptImageError as exc:
             result = exc
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            note = f"while loading sample {index} (epoch {self.epoch}) in a data-loader thread"
-            path = getattr(self.loader.dataset, "samples", None)
-            if path is not None:
-                note += f", file {path[index][0]}"
+            if self.reader is not None:
+                note = f"while loading {ref.name} (sample {ref.index}, epoch {self.epoch}) in a data-loader thread"
+            else:
+                note = f"while loading sample {ref} (epoch {self.epoch}) in a data-loader thread"
+                path = getattr(self.loader.dataset, "samples", None)
+                if path is not None:
+                    note += f", file {path[ref][0]}"
             if hasattr(exc, "add_note"):
                 exc.add_note(note)
             result = _Failure(exc)
@@ -266,11 +291,18 @@ class _EpochRun:
     # -- consumer side -------------------------------------------------------------
     def _fill(self):
         """Submit batches up to ``prefetch`` beyond the one about to be consumed."""
-        horizon = min(len(self.batches), self.next_yield + self.loader.prefetch + 1)
+        horizon = min(self.n_batches, self.next_yield + self.loader.prefetch + 1)
         while self.next_submit < horizon:
-            batch = _Batch(self.batches[self.next_submit], self.shape)
-            for pos, index in enumerate(batch.refs):
-                self.pool.submit(self._work, batch, pos, int(index))
+            if self.reader is not None:
+                refs = self.reader.get()  # blocks until the reader has read this batch
+                if refs is None:  # the stream ended early (it should not): end the epoch here
+                    self.n_batches = self.next_submit
+                    break
+            else:
+                refs = [int(i) for i in self.batches[self.next_submit]]
+            batch = _Batch(refs, self.shape)
+            for pos, ref in enumerate(refs):
+                self.pool.submit(self._work, batch, pos, ref)
             self.pending.append(batch)
             self.next_submit += 1
 
@@ -278,9 +310,15 @@ class _EpochRun:
         return self
 
     def __next__(self):
-        while not self.closed and self.next_yield < len(self.batches):
+        while not self.closed and self.next_yield < self.n_batches:
             t0 = time.perf_counter()
-            self._fill()
+            try:
+                self._fill()
+            except BaseException:
+                self.close()
+                raise
+            if not self.pending:  # the stream ended early
+                break
             batch = self.pending.popleft()
             self.next_yield += 1
             batch.ready.wait()
@@ -299,17 +337,75 @@ class _EpochRun:
         raise StopIteration
 
     def __len__(self):
-        return len(self.batches)
+        return self.n_batches
 
     def close(self):
         if self.closed:
             return
         self.closed = True
         self.pending.clear()
+        if self.reader is not None:
+            self.reader.stop()
         # Queued samples are cancelled; a sample being decoded finishes (milliseconds).
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def __del__(self):
         if not self.closed:
             self.closed = True
+            if self.reader is not None:
+                self.reader.stop(wait=False)
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _StreamReader:
+    """Reads a streaming dataset's records in a thread and hands them over one batch at a time.
+
+    One reader per epoch, so the order is the stream's own (a function of seed
+    and epoch), whatever the timing. It stays at most ``prefetch + 1`` batches
+    ahead of the consumer; an exception ends the stream and is re-raised by get().
+    """
+
+    def __init__(self, loader, epoch, start, n_batches):
+        self.queue = queue.Queue(maxsize=loader.prefetch + 1)
+        self.stopped = threading.Event()
+        limit = min(loader.num_samples, n_batches * loader.batch_size)  # max_images, drop_last
+        args = (loader.dataset, loader.seed, epoch, loader.shuffle, loader.batch_size, start, n_batches, limit)
+        self.thread = threading.Thread(target=self._run, args=args, name="minialex-reader", daemon=True)
+        self.thread.start()
+
+    def _put(self, item):
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, dataset, seed, epoch, shuffle, batch_size, start, n_batches, limit):
+        records = None
+        try:
+            records = dataset.stream(seed, epoch, shuffle, limit=limit)
+            for k in range(n_batches):
+                refs = list(itertools.islice(records, batch_size))
+                if not refs or self.stopped.is_set():
+                    break
+                if k >= start and not self._put(refs):  # batches before ``start`` are read, not decoded
+                    return
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            self._put(_Failure(exc))
+        finally:
+            if records is not None:
+                records.close()
+
+    def get(self):
+        item = self.queue.get()
+        if isinstance(item, _Failure):
+            raise item.exc
+        return item
+
+    def stop(self, wait=True):
+        self.stopped.set()
+        if wait and self.thread is not threading.current_thread():
+            self.thread.join()

@@ -7,6 +7,7 @@ docs/data.md, "Mean image" and "PCA lighting".
 """
 
 import hashlib
+import itertools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +66,9 @@ def dataset_fingerprint(dataset, size, max_images):
     h.update(f"v{STATS_VERSION} size={size} max={max_images}\n".encode())
     h.update("\n".join(dataset.classes).encode() + b"\n")
     samples = getattr(dataset, "samples", None)
-    if samples is not None:
+    if hasattr(dataset, "fingerprint_lines"):  # tar shards: names, byte sizes, sample counts
+        h.update("\n".join(dataset.fingerprint_lines()).encode())
+    elif samples is not None:
         base = getattr(dataset, "folder", "")
         for path, label in samples:
             rel = os.path.relpath(path, base) if base else path
@@ -92,11 +95,18 @@ def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip"
     """
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    indices = subset_indices(len(dataset), max_images)
+    if hasattr(dataset, "stream"):  # tar shards: the first samples of every shard, read in order
+        items = dataset.stats_records(max_images)
+        decode = dataset.decode
+    else:
+        items = subset_indices(len(dataset), max_images)
 
-    def preprocess(i):
+        def decode(i, shorter):
+            return dataset.load(int(i), shorter=shorter)
+
+    def preprocess(item):
         try:
-            img, _ = dataset.load(int(i), shorter=size)
+            img, _ = decode(item, shorter=size)
         except CorruptImageError as exc:
             if on_error == "raise":
                 raise
@@ -107,8 +117,10 @@ def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip"
     rgb_outer = np.zeros((3, 3), np.float64)  # sum over all pixels of x x^T
     count = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        # map() yields in submission order, which keeps the float sums reproducible.
-        for result in pool.map(preprocess, indices):
+        # map() yields in submission order, which keeps the float sums reproducible; it
+        # submits all it is given, so give it chunks (shard records hold file bytes).
+        results = (r for chunk in _chunks(items, 64 * max(1, workers)) for r in pool.map(preprocess, chunk))
+        for result in results:
             if isinstance(result, CorruptImageError):
                 warnings.warn(f"compute_stats: skipping {result.path}: {result.reason}",
                               stacklevel=2)
@@ -133,6 +145,12 @@ def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip"
     return Stats(mean_image.astype(np.float32), mean_rgb.astype(np.float32),
                  eigvals.astype(np.float32), eigvecs.astype(np.float32), count,
                  dataset_fingerprint(dataset, size, max_images))
+
+
+def _chunks(items, n):
+    items = iter(items)
+    while chunk := list(itertools.islice(items, n)):
+        yield chunk
 
 
 def save_stats(stats, path):
