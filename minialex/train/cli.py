@@ -21,8 +21,8 @@ from PIL import Image
 
 from .. import backend
 from ..backend import BackendError
-from ..data import (DataError, DataLoader, EvalTransform, ImageFolder, TrainTransform,
-                    check_same_classes, cifar10_datasets, ensure_synthetic_dataset, load_or_compute_stats)
+from ..data import (DataError, DataLoader, EvalTransform, TrainTransform, cifar10_datasets, ensure_synthetic_dataset,
+                    load_or_compute_stats)
 from ..models import PRESETS, AlexNet
 from ..kernels.cpu import runtime
 from .checkpoint import (BEST, LATEST, RUN_FILES, CheckpointError, describe_checkpoint, find_checkpoint,
@@ -584,9 +584,9 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
         net += f" from the weights of {ckpt_path}" + (" (all layers but fc8)" if args.reset_classifier else "")
     eta = (", about 4 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
            and args.max_images is None and not (explicit & {"epochs", "model", "batch_size", "crop_size"}) else "")
-    print(f"minialex: training {net} on {data}; {args.epochs} epoch{'s' if args.epochs != 1 else ''} of "
-          f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''} (batch {args.batch_size}){eta}; backend {args.backend}, "
-          f"devices {args.devices}; {where}", flush=True)
+    steps = f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''}"
+    print(f"minialex: training {net} on {data}; {args.epochs} epoch{'s' if args.epochs != 1 else ''} of {steps} "
+          f"(batch {args.batch_size}){eta}; backend {args.backend}, devices {args.devices}; {where}", flush=True)
 
 
 def _warn_if_too_big(model, model_name, images):

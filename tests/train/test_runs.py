@@ -114,6 +114,9 @@ def test_resuming_the_best_checkpoint_in_place_is_refused(tiny_folder, tmp_path,
     proc = script(TRAIN, "--resume", run / "checkpoint_best.npz", "--epochs", "3")
     assert_one_line_error(proc, "checkpoint_best.npz", "holds another checkpoint", "--output-dir", "--overwrite")
     assert tree(run) == before
+    proc = script(TRAIN, "--resume", run / "checkpoint_best.npz", "--epochs", "2", "--overwrite", "--no-progress")
+    assert proc.returncode == 0, proc.stderr  # allowed when asked for: the later checkpoint is replaced
+    assert epochs_in(run) == [1, 2] and load_checkpoint(run / "checkpoint.npz")[1]["epoch"] == 2
 
 
 def test_resuming_a_finished_run_says_how_to_train_further(tiny_folder, tmp_path, one_epoch):
