@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from . import backend
-from .nn.dispatch import implementation_name, reference
+from .nn.dispatch import reference
 
 
 def rel_error(a, b, eps=1e-12):
@@ -48,8 +48,9 @@ def numerical_gradient(f, x, h=1e-5):
 
 
 class GradCheck(dict):
-    """``{"x": rel_error, "weight": rel_error, ...}`` and ``implementation``: which code was checked
-    (``"reference"``, the readable layers of minialex/nn, or ``"cpu"`` / ``"cuda"``, the kernels)."""
+    """``{"x": rel_error, "weight": rel_error, ...}`` and ``implementation``: which code was checked,
+    as the layers recorded it in forward (``"reference"``, the readable code of minialex/nn, or
+    kernel modules such as ``"kernels.cpu.conv"``; several, comma-separated, for a network)."""
 
     def __init__(self, errors, implementation):
         super().__init__(errors)
@@ -66,7 +67,8 @@ def check_layer(layer, x, seed=0, h=1e-5, forward=None, implementation="referenc
     ``.implementation`` saying which code ran. By default that is the reference,
     the code of minialex/nn/ that docs/layers/ derives (the check runs inside
     ``minialex.nn.reference()``); ``implementation="kernels"`` checks what runs by
-    default instead, the CPU or CUDA kernels of minialex/kernels/. The layer
+    default instead, the CPU or CUDA kernels of minialex/kernels/ (a layer without a
+    kernel for the array, such as Dropout, still runs its reference, and says so). The layer
     should be in float64 (``layer.astype(np.float64)``) and, for dropout, its
     random masks must repeat on every call (the check resets ``calls`` for
     layers that have it). A layer whose backward returns None for its input
@@ -81,10 +83,11 @@ def check_layer(layer, x, seed=0, h=1e-5, forward=None, implementation="referenc
     if implementation not in ("reference", "kernels"):
         raise ValueError(f"check_layer: implementation must be 'reference' or 'kernels', got {implementation!r}")
     with (reference() if implementation == "reference" else contextlib.nullcontext()):
-        return GradCheck(_check(layer, x, seed, h, forward), implementation_name(x))
+        return GradCheck(*_check(layer, x, seed, h, forward))
 
 
 def _check(layer, x, seed, h, forward):
+    """(errors, the implementations that the layer's modules say made their forward)."""
     xp = backend.get_array_module(x)
     forward = forward or layer.forward
     modules = [m for _, m in layer.named_modules() if hasattr(m, "calls")]
@@ -96,6 +99,7 @@ def _check(layer, x, seed, h, forward):
         return forward(x)
 
     out = run()
+    ran = sorted({m.saved_implementation() for _, m in layer.named_modules()} - {None})
     upstream = backend.to_backend(np.random.default_rng(seed).standard_normal(out.shape), xp).astype(out.dtype)
     layer.zero_grad()
     dx = layer.backward(upstream.copy())
@@ -107,4 +111,4 @@ def _check(layer, x, seed, h, forward):
     errors = {} if dx is None else {"x": rel_error(dx, numerical_gradient(loss, x, h))}
     for name, p in layer.named_parameters():
         errors[name] = rel_error(analytic[name], numerical_gradient(loss, p.data, h))
-    return errors
+    return errors, ", ".join(ran)

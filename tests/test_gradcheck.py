@@ -7,7 +7,7 @@ import pytest
 
 from minialex import gradcheck
 from minialex.gradcheck import check_layer, numerical_gradient, rel_error
-from minialex.nn import Conv2d, Linear, LocalResponseNorm, MaxPool2d
+from minialex.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential
 
 
 def test_rel_error():
@@ -37,7 +37,7 @@ def test_checks_the_reference_by_default_and_says_so(rng):
     assert errors.implementation == "reference" and "reference" in repr(errors)
     assert set(errors) == {"x", "weight", "bias"} and max(errors.values()) < 1e-6
     errors = check_layer(layer, x, implementation="kernels")
-    assert errors.implementation == "cpu" and max(errors.values()) < 1e-6
+    assert errors.implementation == "kernels.cpu.conv" and max(errors.values()) < 1e-6
 
 
 def test_a_broken_reference_backward_is_caught(rng, monkeypatch):
@@ -58,15 +58,17 @@ def test_a_broken_reference_backward_is_caught(rng, monkeypatch):
     assert max(check_layer(layer, x, implementation="kernels").values()) < 1e-6
 
 
-@pytest.mark.parametrize("make, shape", [
-    (lambda: Linear(5, 3, init_std=1.0, dtype=np.float64), (4, 5)),
-    (lambda: MaxPool2d(3, 2), (2, 2, 7, 7)),
-    (lambda: LocalResponseNorm(size=3, alpha=0.5, groups=2), (2, 4, 3, 3)),
+@pytest.mark.parametrize("make, shape, kernel", [
+    (lambda: Linear(5, 3, init_std=1.0, dtype=np.float64), (4, 5), "kernels.cpu.linear"),
+    (lambda: MaxPool2d(3, 2), (2, 2, 7, 7), "kernels.cpu.pool"),
+    (lambda: LocalResponseNorm(size=3, alpha=0.5, groups=2), (2, 4, 3, 3), "kernels.cpu.lrn"),
+    (lambda: Dropout(0.5, seed=2), (3, 4), "reference"),  # no kernel: the reference, and it says so
+    (lambda: Sequential(Linear(4, 3, dtype=np.float64), ReLU()), (2, 4), "kernels.cpu.linear, kernels.cpu.relu"),
 ])
 @pytest.mark.parametrize("implementation", ["reference", "kernels"])
-def test_both_implementations_pass(make, shape, implementation, rng):
+def test_both_implementations_pass(make, shape, kernel, implementation, rng):
     errors = check_layer(make(), rng.standard_normal(shape), implementation=implementation)
-    assert errors.implementation == ("reference" if implementation == "reference" else "cpu")
+    assert errors.implementation == ("reference" if implementation == "reference" else kernel)
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -79,4 +81,4 @@ def test_input_without_gradient_has_no_x_entry(rng):
 def test_unknown_implementation():
     with pytest.raises(ValueError, match="'reference' or 'kernels'"):
         check_layer(Linear(2, 2), np.zeros((1, 2)), implementation="fast")
-    assert gradcheck.GradCheck({"x": 0.0}, "cpu").implementation == "cpu"
+    assert gradcheck.GradCheck({"x": 0.0}, "kernels.cpu.conv").implementation == "kernels.cpu.conv"

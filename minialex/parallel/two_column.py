@@ -21,11 +21,12 @@ COLUMNS = ("a", "b")  # column A runs on devices[0], column B on devices[1]
 
 
 def check_devices(devices):
-    """``devices`` as a pair of ids; ValueError for the wrong count, BackendError for a bad id.
+    """``devices`` as a pair of ids; ValueError for the wrong count, BackendError for an id that is
+    not a non-negative integer.
 
-    Whether an id exists is known only for a backend: NumPy accepts any
-    non-negative id (both columns run on the one CPU); ``to("cupy")`` checks
-    the ids against the GPUs that are there.
+    Whether an id exists is known only for a backend, so it is checked by ``to()``:
+    ``to("cupy")`` against the GPUs that are there, and on NumPy, where both columns run
+    on the one CPU, only 0 and 1 (they just label the columns).
     """
     try:
         devices = tuple(devices)
@@ -37,7 +38,8 @@ def check_devices(devices):
             "use (0, 0) to run both columns on one GPU, or devices=None for the single-device AlexNet"
         )
     for d in devices:
-        backend.check_device(np, d)  # type and sign
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 0:
+            raise backend.BackendError(f"device id must be a non-negative integer, got {d!r}")
     return tuple(int(d) for d in devices)
 
 

@@ -187,3 +187,15 @@ def test_gpu_devices():
     np.testing.assert_allclose(backend.to_numpy(two.forward(cupy.asarray(x))), one.forward(x), rtol=1e-9)
     a = cupy.arange(6.0)
     assert two.placement.transfer(a, 1).data.ptr != a.data.ptr  # (0, 0): still a real copy
+
+
+def test_any_gpu_ids_at_construction_checked_by_to():
+    """Ids are checked against a backend when the model moves to it: (2, 3) is a fine pair for a
+    four-GPU machine, while on NumPy only 0 and 1 label the columns."""
+    two = AlexNet(preset="tiny", devices=(2, 3))
+    assert two.devices == (2, 3)
+    with pytest.raises(BackendError, match="device 2 does not exist"):
+        two.to("numpy")
+    for bad in [(-1, 0), (0, 1.5), (True, 0)]:
+        with pytest.raises(BackendError, match="non-negative integer"):
+            AlexNet(preset="tiny", devices=bad)
