@@ -238,8 +238,11 @@ def _stats_cache(root_hint, output_dir, size):
 
 # -- choosing the network for the data -------------------------------------------------------
 def typical_shorter_side(dataset, samples=25):
-    """Median shorter side (px) of up to ``samples`` evenly spaced training images; None if unknown.
+    """Median shorter side (px) of up to ``samples`` evenly spaced training images; None if unknown
+    (a streaming dataset such as tar shards cannot be sampled without reading through it).
     Reads only the file headers where the dataset has file paths."""
+    if not (hasattr(dataset, "path") or hasattr(dataset, "load")):
+        return None
     n = len(dataset)
     m = min(samples, n)
     sides = []

@@ -206,3 +206,9 @@ def test_the_preset_follows_the_image_size(tmp_path, tiny_folder):
             Image.new("RGB", size).save(tmp_path / "train" / wnid / f"{i}.jpg")
     assert typical_shorter_side(ImageFolder(tmp_path, "train")) == 260
     assert typical_shorter_side(ImageFolder(tiny_folder, "train")) == 32
+
+    class Streamed:  # like tar shards: a length, no random access
+        def __len__(self):
+            return 10
+
+    assert typical_shorter_side(Streamed()) is None  # -> the paper's net, as for unknown sizes
