@@ -10,7 +10,7 @@ ImageFolder layout) under $MINIALEX_DATA or ~/.cache/minialex. Then it prints:
 * decoded images/s (Pillow decode to RGB, full size) for each thread count;
 * fully preprocessed images/s through DataLoader + TrainTransform (decode,
   resize to 256, random 224 crop, flip, mean subtraction, PCA lighting,
-  float32 NCHW batches), and per thread;
+  float32 NCHW batches), per CPU-second, and the same read from tar shards;
 * the time per image on one thread split into decode, resize, the NumPy
   steps and the loader's own overhead;
 * the loader's wait time when it feeds a consumer that takes a fixed time per
@@ -37,8 +37,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minialex.data import DataLoader, ImageFolder, TrainTransform, load_or_compute_stats, sample_rng  # noqa: E402
 from minialex.data import transforms as T  # noqa: E402
 
+try:  # absent before the shard reader existed; the benchmark also measures older code
+    from minialex.data import ShardDataset, write_shards
+    from minialex.data.tarshards import INDEX_NAME
+except ImportError:
+    ShardDataset = None
+
 BENCH_VERSION = 1
 MARKER = "bench-images.json"
+SECTIONS = ["decode", "preprocess", "shards", "split", "consumer"]
 
 
 # -- the image set ----------------------------------------------------------------
@@ -115,6 +122,14 @@ def ensure_bench_images(root, n_images, n_classes, seed=0, workers=None):
     os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
     os.replace(tmp, root)
     return root
+
+
+def ensure_bench_shards(root, shard_size=128):
+    """The same images as tar shards in root/shards (written once)."""
+    out = os.path.join(root, "shards")
+    if not os.path.isfile(os.path.join(out, INDEX_NAME)):
+        write_shards(root, out, shard_size=shard_size, overwrite=True)
+    return out
 
 
 # -- measurements ---------------------------------------------------------------
@@ -221,10 +236,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best is shown")
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--only", choices=["decode", "preprocess", "split", "consumer"], action="append",
-                   help="run only these sections (repeatable)")
+    p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
     args = p.parse_args(argv)
-    sections = set(args.only or ["decode", "preprocess", "split", "consumer"])
+    sections = set(args.only or SECTIONS)
+    if ShardDataset is None:
+        sections.discard("shards")
 
     base = os.environ.get("MINIALEX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "minialex")
     root = ensure_bench_images(args.root or os.path.join(base, "bench-loader"), args.images, args.classes)
@@ -251,28 +267,33 @@ def main(argv=None):
 
     rates, cpu_rates = {}, {}
     nan = (float("nan"), float("nan"))
-    if sections & {"decode", "preprocess", "split"}:
+    shards = None
+    if "shards" in sections:
+        shards = ShardDataset(ensure_bench_shards(root))
+    if sections & {"decode", "preprocess", "split", "shards"}:
         print()
         print("img/s: wall clock; img/CPU-s: images per CPU-second of the whole process, "
               "i.e. per fully used core")
         print(f"{'threads':>7} | {'decoded img/s':>13} | {'img/CPU-s':>9} | "
-              f"{'preprocessed img/s':>18} | {'img/CPU-s':>9} | {'scaling':>7}")
-        print("-" * 78)
+              f"{'preprocessed img/s':>18} | {'img/CPU-s':>9} | {'scaling':>7} | {'from shards img/s':>17}")
+        print("-" * 98)
         for t in threads:
             dec = decode_rate(paths, t, args.repeats) if "decode" in sections else nan
             pre = loader_rate(ds, tf, t, args.batch_size, args.repeats) \
                 if sections & {"preprocess", "split"} else nan
+            tar = loader_rate(shards, tf, t, args.batch_size, args.repeats) if shards else nan
             rates[t], cpu_rates[t] = pre
             scale = pre[0] / rates[threads[0]] * threads[0]
             print(f"{t:>7} | {dec[0]:>13.0f} | {dec[1]:>9.0f} | {pre[0]:>18.0f} | {pre[1]:>9.0f} | "
-                  f"{scale:>6.2f}x")
-        print("(scaling: wall-clock preprocessed img/s relative to the first row, times its thread count)")
+                  f"{scale:>6.2f}x | {tar[0]:>17.0f}")
+        print("(scaling: wall-clock preprocessed img/s relative to the first row, times its thread count;\n"
+              " from shards: the same images read as tar shards of 128, buffer 1000)")
 
     if "split" in sections:
         split = time_split(ds, tf, args.repeats)
         parts = dict(split)
         if cpu_rates.get(1):  # what the loader spends beyond the three steps: threads, batching, rng
-            parts["loader overhead"] = max(1.0 / cpu_rates[1] - sum(split.values()), 0.0)
+            parts["loader overhead (by difference)"] = max(1.0 / cpu_rates[1] - sum(split.values()), 0.0)
         total = sum(parts.values())
         print()
         print("CPU time per image on 1 thread: " + " | ".join(
