@@ -145,6 +145,19 @@ def test_loader_on_shards_is_deterministic_and_resumable(shard_root):
     assert len(small) == 2 and [len(y) for _, y in small] == [4, 1]
 
 
+def test_breaking_out_of_a_stream_stops_the_reader(shard_root):
+    import threading
+    before = threading.active_count()
+    loader = DataLoader(ShardDataset(shard_root, buffer_size=2), EvalTransform(None, 8, 10),
+                        batch_size=2, on_error="skip")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in loader:
+            break
+    loader.close()
+    assert threading.active_count() <= before
+
+
 def test_ranks_read_their_own_shards(shard_root):
     paths = sorted(str(p) for p in shard_root.glob("train-*.tar"))  # 5 shards of 3
     ranks = [ShardDataset(paths, rank=r, world_size=2) for r in (0, 1)]
