@@ -60,3 +60,46 @@ def covering(p, stride, kernel_size, count, xp):
         o = xp.where(live, (p - k) // stride, 0)
         yield live & (o < count), k, o
         k = k + stride
+
+
+def is_kernel_spec(value):
+    """True for a spec of this folder's shape: a tuple (in_params, out_params, body, name) of four
+    strings whose name is a C identifier and whose body is not empty."""
+    return (isinstance(value, tuple) and len(value) == 4 and all(isinstance(s, str) for s in value)
+            and value[3].isidentifier() and bool(value[2].strip()))
+
+
+def all_kernel_specs():
+    """Every kernel spec defined in the modules of this folder, as {"module.ATTRIBUTE": spec}.
+
+    Found by scanning the module-level values of each module for tuples of the spec shape
+    (``is_kernel_spec``), so a kernel added to any file here is listed without being registered.
+    A spec that one module imports from another is listed once, under the module whose source
+    assigns it. Used by the NVRTC compile checks (tests/kernels/test_nvrtc.py). Imports the
+    modules, never CuPy. Raises ValueError when two different specs share a kernel name
+    (``kernel()`` caches compiled kernels by name, so one would silently run as the other).
+    """
+    import importlib
+    import pkgutil
+    import re
+
+    package = importlib.import_module(__name__.rsplit(".", 1)[0])
+    by_name = {}  # kernel name -> ("module.ATTRIBUTE", spec)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        try:
+            with open(module.__file__, encoding="utf-8") as f:
+                source = f.read()
+        except (OSError, TypeError):
+            source = ""
+        for attr, value in vars(module).items():
+            if not is_kernel_spec(value):
+                continue
+            where, name = f"{info.name}.{attr}", value[3]
+            if name not in by_name:
+                by_name[name] = (where, value)
+            elif by_name[name][1] != value:
+                raise ValueError(f"two kernel specs are named {name!r}: {by_name[name][0]} and {where}")
+            elif re.search(rf"^{attr}\s*=", source, re.M):
+                by_name[name] = (where, value)  # the module that defines it, not one that imports it
+    return dict(sorted(by_name.values()))
