@@ -18,41 +18,105 @@ class BackendError(RuntimeError):
     """The requested backend or device cannot be used on this machine."""
 
 
-_cupy = None  # the cupy module once it has been imported successfully
+_cupy = None  # the cupy module once it has passed the check of _import_cupy
+_cupy_error = None  # the BackendError of a failed check: raised again without retrying
 
 
-def _import_cupy():
-    """Import CuPy and check that it can reach a GPU; raise BackendError if not."""
-    global _cupy
-    if _cupy is not None:
-        return _cupy
+def _one_line(exc, limit=240):
+    """The first non-empty line of an exception's message, with its type, shortened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cuda_major(cupy):
+    """The CUDA major version CuPy was built for (12, 13, ...), or None if it cannot say."""
+    try:
+        return int(cupy.cuda.runtime.runtimeGetVersion()) // 1000
+    except Exception:
+        return None
+
+
+def _toolkit_hint(cupy):
+    major = _cuda_major(cupy)
+    if major in (12, 13):
+        return (f'pip install "minialex[cuda{major}]" (CuPy with its [ctk] extra, which brings NVRTC '
+                f"and the CUDA headers), or install a CUDA {major} toolkit and set CUDA_PATH")
+    return f"{CUPY_INSTALL_HINT}, which brings NVRTC and the CUDA headers with CuPy"
+
+
+def _check_kernel(cupy):
+    """Compile and run one tiny ElementwiseKernel on the current GPU; raise if the result is wrong.
+
+    Counting devices needs only the driver; the first real kernel also needs NVRTC and the CUDA
+    headers (CuPy compiles every kernel at run time), and a driver recent enough for them.
+    """
+    twice_plus_one = cupy.ElementwiseKernel("T x", "T y", "y = x * 2 + 1", "minialex_backend_check")
+    got = twice_plus_one(cupy.arange(4, dtype=cupy.float32)).get().tolist()
+    if got != [1.0, 3.0, 5.0, 7.0]:
+        raise RuntimeError(f"the check kernel returned {got} instead of [1.0, 3.0, 5.0, 7.0]")
+
+
+def _check_cupy():
+    """The cupy module after checking that it imports, sees a GPU, and compiles and runs a kernel;
+    BackendError, in one line that says what to install, at the first step that fails."""
     try:
         import cupy
     except ImportError as exc:
         raise BackendError(
-            f"the cupy backend needs CuPy, which is not installed ({exc}). "
+            f"the cupy backend needs CuPy, which is not installed ({_one_line(exc)}). "
             f"Install it with: {CUPY_INSTALL_HINT}"
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or no device
-        raise BackendError(
-            f"CuPy is installed but cannot reach a CUDA GPU ({exc}). "
-            "Use --backend numpy, or run on a machine with an NVIDIA GPU and driver."
-        ) from None
+        what = _one_line(exc)
+        if "insufficient" in what.lower():  # the driver is older than CuPy's CUDA
+            advice = (f"update the NVIDIA driver, or install the CuPy of the driver's CUDA version "
+                      f"({CUPY_INSTALL_HINT})")
+        else:
+            advice = "use --backend numpy, or install the NVIDIA driver on a machine with an NVIDIA GPU"
+        raise BackendError(f"CuPy is installed but cannot reach a CUDA GPU ({what}): {advice}") from None
     if count == 0:
-        raise BackendError("CuPy is installed but this machine has no CUDA GPU; use the numpy backend")
-    _cupy = cupy
+        raise BackendError("CuPy is installed but this machine has no CUDA GPU; use --backend numpy")
+    try:
+        _check_kernel(cupy)
+    except Exception as exc:  # CompileException (no headers), RuntimeError/OSError (no NVRTC), driver errors
+        raise BackendError(
+            f"CuPy {getattr(cupy, '__version__', '?')} sees {count} GPU(s) but cannot compile and run "
+            f"a CUDA kernel ({_one_line(exc)}); it needs NVRTC and the CUDA headers: {_toolkit_hint(cupy)}"
+        ) from None
     return cupy
 
 
+def _import_cupy():
+    """Import CuPy and check that it can compile and run a kernel on a GPU; raise BackendError if not.
+    The check runs once per process; its failure is kept and raised again."""
+    global _cupy, _cupy_error
+    if _cupy is not None:
+        return _cupy
+    if _cupy_error is not None:
+        raise _cupy_error
+    try:
+        _cupy = _check_cupy()
+    except BackendError as exc:
+        _cupy_error = exc
+        raise
+    return _cupy
+
+
 def cupy_available():
-    """True when CuPy imports and sees at least one GPU. Never raises."""
+    """True when CuPy imports, sees at least one GPU and runs a kernel there. Never raises."""
+    return cupy_unavailable_reason() is None
+
+
+def cupy_unavailable_reason():
+    """None when the cupy backend works here, else the one-line reason (the BackendError's text)."""
     try:
         _import_cupy()
-    except BackendError:
-        return False
-    return True
+    except BackendError as exc:
+        return str(exc)
+    return None
 
 
 def get_backend(name):
