@@ -6,6 +6,7 @@ optional: importing minialex never imports it; asking for it does.
 How to add a CuPy-only kernel is explained in docs/backend.md.
 """
 
+import collections
 import contextlib
 
 import numpy as np
@@ -179,6 +180,13 @@ def device(xp, device_id):
     return xp.cuda.Device(int(device_id))
 
 
+def device_of(x):
+    """The device context of array ``x``: work inside it runs where ``x`` lives (a no-op on NumPy)."""
+    if is_cupy_array(x):
+        return x.device
+    return contextlib.nullcontext()
+
+
 def to_numpy(x):
     """A NumPy array with the values of ``x`` (copies device arrays to the host)."""
     if is_cupy_array(x):
@@ -192,15 +200,57 @@ def to_backend(x, xp, device_id=None, copy=False):
     ``copy=True`` always returns a new array. The two-device model relies on it:
     with ids (0, 0) a CuPy "transfer" to the same GPU would otherwise hand back
     the very same array, and a later in-place update on one side would leak
-    into the other.
+    into the other. A CuPy array on another GPU goes through ``transfer``.
     """
     if xp is np:
         arr = to_numpy(x)
         return arr.copy() if copy and arr is x else arr
+    if is_cupy_array(x) and device_id is not None and x.device.id != int(device_id):
+        return transfer(x, device_id)
     with device(xp, device_id):
         if copy:
             return xp.array(x, copy=True)
         return xp.asarray(x)
+
+
+_in_flight = collections.deque()  # (event after a copy, the source it reads): kept until the copy is done
+
+
+def transfer(x, device_id):
+    """A copy of the CuPy array ``x`` on GPU ``device_id``: every cross-device copy goes through here.
+
+    CUDA orders work within one device's stream but nothing between two devices' streams,
+    so the copy is ordered by events (docs/gpu.md, "Transfers between devices"):
+
+    1. on the source device, after the work that wrote ``x`` (and after making it contiguous),
+       record an event;
+    2. on the destination device, the current stream waits for that event, then copies;
+    3. the source array stays referenced until an event recorded after the copy says it is
+       done, so its memory cannot be freed and reused on the source while the copy reads it.
+
+    Nothing here waits on the host: events are queried, never synchronised. On the same
+    device it is a plain copy on that device's stream.
+    """
+    cp = _cupy
+    src, dst = x.device.id, int(device_id)
+    if src == dst:
+        with cp.cuda.Device(dst):
+            return cp.array(x, copy=True)
+    with cp.cuda.Device(src):
+        x = cp.ascontiguousarray(x)  # a column slice becomes one block, on the source's stream
+        written = cp.cuda.Event()
+        written.record()
+    with cp.cuda.Device(dst):
+        stream = cp.cuda.get_current_stream()
+        stream.wait_event(written)
+        out = cp.empty(x.shape, dtype=x.dtype)
+        out.data.copy_from_device_async(x.data, x.nbytes, stream)
+        copied = cp.cuda.Event()
+        copied.record(stream)
+    _in_flight.append((copied, x))
+    while _in_flight and _in_flight[0][0].done:  # cudaEventQuery: no wait
+        _in_flight.popleft()
+    return out
 
 
 def default_rng(xp, seed):

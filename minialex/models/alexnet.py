@@ -65,7 +65,9 @@ class LayerMaker:
         if kind == "relu":
             return ReLU(inplace=True)  # its input, a conv or fc output, is needed by no one else
         if kind == "lrn":
-            return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=lrn_groups)
+            # LocalResponseNorm takes the paper's alpha, the one on the plain sum of squares; a
+            # config written in Caffe's convention (alpha / size) is converted here.
+            return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha_on_sum, cfg.lrn_beta, cfg.lrn_k, groups=lrn_groups)
         if kind == "pool":
             return MaxPool2d(architecture.POOL_KERNEL, architecture.POOL_STRIDE)
         if kind == "flatten":
@@ -94,8 +96,9 @@ class OneDevice:
                     yield name, Dropout(make.cfg.dropout, seed=make.dropout_seed(name))
                 else:
                     # groups=2: a window never crosses from column A's maps into column B's, exactly
-                    # as when each GPU normalized its own half (docs/alexnet.md, "LRN per column")
-                    yield name, make.follower(kind, lrn_groups=2)
+                    # as when each GPU normalized its own half (docs/alexnet.md, "LRN per column");
+                    # groups=1 for Caffe's LRN over all the channels (the caffe preset)
+                    yield name, make.follower(kind, lrn_groups=2 if make.cfg.lrn_per_column else 1)
 
     def forward(self, net, x):
         for layer in net.children():
@@ -127,7 +130,8 @@ class AlexNet(Module):
     dtype=np.float32, devices=None, input_grad=False, **fields)``
 
     - ``preset``: ``"imagenet"`` (alias ``"paper"``), ``"cifar10"``, ``"synthetic"``,
-      ``"tiny"``, an AlexNetConfig, or a dict from ``model.config``.
+      ``"tiny"``, ``"caffe"`` (bvlc_alexnet's function, one device only), an AlexNetConfig, or
+      a dict from ``model.config``.
     - ``num_classes``, ``width`` and any AlexNetConfig field override the preset.
     - ``devices=(0, 1)``: column A on device 0 and column B on device 1, the paper's
       model parallelism (docs/two-gpu.md); ``(0, 0)`` puts both on one device. The same
@@ -137,6 +141,7 @@ class AlexNet(Module):
       conv1 skips it and ``backward`` returns None; pass True for saliency maps.
 
     ``forward(x)``: x (N, C, S, S) -> logits (N, num_classes).
+    ``features(x, upto="relu7")``: the output of one layer, e.g. the fc7 features of Figure 4.
     ``backward(dlogits)``: dlogits (N, num_classes) -> dx (N, C, S, S) or None, and adds
     every parameter's gradient into ``param.grad``.
     """
@@ -150,6 +155,10 @@ class AlexNet(Module):
         self.seed = int(seed)
         self.dtype = _float_dtype(dtype)
         self.input_grad = bool(input_grad)
+        if devices is not None and not self.cfg.lrn_per_column:
+            raise ValueError("AlexNet: this configuration normalises (LRN) over the channels of both columns "
+                             "at once (lrn_per_column=False, as Caffe does), which two devices cannot compute "
+                             "column by column; build it with devices=None")
         self.placement = OneDevice() if devices is None else TwoColumns(devices)
         # Attribute order is registration order, so named_parameters() yields
         # conv1.weight, conv1.bias, ..., fc8.weight, fc8.bias (or conv1.a.weight, ... with columns).
@@ -205,6 +214,42 @@ class AlexNet(Module):
         """dlogits (N, num_classes) -> dx (N, C, S, S), or None unless ``input_grad``; adds into
         every ``param.grad``."""
         return self.placement.backward(self, dlogits)
+
+    def features(self, x, upto="relu7"):
+        """What layer ``upto`` outputs for x (N, C, S, S), running only the layers up to it.
+
+        ``upto`` is any name of ``architecture.forward_order``: ``"relu7"`` (the default) is the
+        last hidden layer's activation, the 4096 numbers per image whose Euclidean distances the
+        paper's Figure 4 compares; ``"pool5"`` the last conv maps; ``"fc8"`` the logits. With two
+        columns the halves are joined on column A's device, A's maps (or units) first, so the
+        result is the single-device network's. In evaluation mode nothing is random; in training
+        mode dropout draws its masks as in ``forward``.
+        """
+        names = architecture.forward_order(self.cfg)
+        if upto not in names:
+            raise ValueError(f"AlexNet.features: no layer {upto!r}; the layers are {', '.join(names)}")
+        self._check_input(x)
+        if self.devices is None:
+            for name in names[:names.index(upto) + 1]:
+                x = getattr(self, name).forward(x)
+            return x
+        if upto == names[-1]:
+            return self.forward(x)  # the classifier is whole on column A: the logits
+        # Two columns: the placement's own plan, stopped after ``upto`` (its steps are the
+        # forward pass's; see TwoColumns.forward).
+        place = self.placement
+        place._xp = place.xp(self)
+        place.transfers["input"] += 2
+        hs = [backend.to_backend(x, place._xp, d) for d in place.devices]
+        for step, name in place.plan:
+            if step == "exchange":
+                hs = place._exchange(hs)
+                continue
+            hs = getattr(self, name).forward(hs, place.where)
+            if name == upto:
+                with place.where(0):
+                    return place._xp.concatenate([hs[0], place.transfer(hs[1], 0)], axis=1)
+        raise RuntimeError(f"AlexNet.features: the two-column plan never reached {upto!r}")
 
     # -- placement, dtype and state ---------------------------------------------------
     def to(self, backend=None, dtype=None, device_id=None):

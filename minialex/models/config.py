@@ -1,6 +1,7 @@
 """AlexNetConfig: the handful of numbers that decide an AlexNet's shape, and the named presets
 (the paper's 224x224 ImageNet net, CIFAR-10, the embedded synthetic dataset, a tiny one for
-gradient checks). Explained in docs/alexnet.md, "Configurations"; tested in tests/models/test_config.py.
+gradient checks, and Caffe's bvlc_alexnet). Explained in docs/alexnet.md, "Configurations";
+tested in tests/models/test_config.py.
 """
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -37,6 +38,13 @@ class AlexNetConfig:
     lrn_alpha: float = 1e-4
     lrn_beta: float = 0.75
     init_std: float = 0.01  # every weight starts as N(0, init_std^2)
+    # Two ways other AlexNets differ from the paper's LRN (docs/alexnet.md, "The caffe preset"):
+    # True: alpha is written in Caffe's, PyTorch's and ONNX's convention and divided by lrn_size
+    # before it multiplies the sum of squares (bvlc_alexnet's alpha 1e-4 is 2e-5 on the sum).
+    lrn_alpha_over_size: bool = False
+    # True: each column normalises its own half of the maps (the paper's two GPUs); False: one
+    # window slides over all the channels, as in Caffe, and the net runs on one device only.
+    lrn_per_column: bool = True
 
     def __post_init__(self):
         # Accept lists (what JSON gives back) but store a tuple, so configs stay hashable.
@@ -63,11 +71,27 @@ class AlexNetConfig:
             problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.lrn_size < 1 or self.lrn_size % 2 == 0:
             problems.append(f"lrn_size must be a positive odd number, got {self.lrn_size}")
+        for name in ("lrn_alpha_over_size", "lrn_per_column"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not problems:
             problems += self._size_problems()
         if problems:
             raise ValueError("AlexNetConfig: " + "; ".join(problems))
         return self
+
+    # -- the LRN constant in both conventions -----------------------------------------
+    @property
+    def lrn_alpha_on_sum(self):
+        """The alpha that multiplies the plain sum of squares, as the paper writes it (and as
+        minialex's LocalResponseNorm takes it): 1e-4 for the paper, 2e-5 for bvlc_alexnet."""
+        return self.lrn_alpha / self.lrn_size if self.lrn_alpha_over_size else self.lrn_alpha
+
+    @property
+    def lrn_alpha_per_size(self):
+        """The alpha of PyTorch's nn.LocalResponseNorm, ONNX's LRN and Caffe, which divide it by
+        the window size: 5e-4 for the paper's net, 1e-4 for bvlc_alexnet."""
+        return self.lrn_alpha if self.lrn_alpha_over_size else self.lrn_alpha * self.lrn_size
 
     # -- derived sizes: all from the one table in architecture.py ------------------
     def _size_problems(self):
@@ -126,9 +150,17 @@ class AlexNetConfig:
 
     # -- conversion -----------------------------------------------------------------
     def to_dict(self):
-        """Plain values only (channels as a list), ready for JSON or a checkpoint."""
+        """Plain values only (channels as a list), ready for JSON or a checkpoint.
+
+        The two LRN switches added for the caffe preset are written only when they differ
+        from the paper's choice, so the dict of every network that existed before them (and
+        so the config stored in its checkpoints) is unchanged and compares equal.
+        """
         d = asdict(self)
         d["channels"] = list(self.channels)
+        for name, paper in _PAPER_LRN_SWITCHES.items():
+            if d[name] == paper:
+                del d[name]
         return d
 
     @classmethod
@@ -139,6 +171,9 @@ class AlexNetConfig:
             raise ValueError(f"AlexNetConfig: unknown field(s) {', '.join(unknown)}; "
                              f"known fields are {', '.join(sorted(known))}")
         return cls(**d)
+
+
+_PAPER_LRN_SWITCHES = {"lrn_alpha_over_size": False, "lrn_per_column": True}
 
 
 def scale_channels(channels, width):
@@ -167,6 +202,14 @@ PRESETS = {
     # Gradient checks: every layer type and both columns, 24x24 input -> 24-11-5-2, a few maps.
     "tiny": AlexNetConfig(num_classes=4, input_size=24, channels=(4, 8, 8, 8, 8),
                           conv1_kernel=3, conv1_stride=1, conv1_padding=1, fc_width=8),
+    # Caffe's bvlc_alexnet, the public weights with the paper's grouped columns: the same layers
+    # and sizes, but a 227x227 input with conv1 unpadded (its deploy file), and LRN over all 96
+    # (256) channels with k=1 and alpha 1e-4 divided by the window size. Its weights expect BGR
+    # input minus Caffe's ImageNet mean; minialex.interop's ONNX import turns them to RGB
+    # (docs/interop.md). Biases start as the table says, not at Caffe's 0.1: the preset is for
+    # loading those weights, and for fine-tuning them.
+    "caffe": AlexNetConfig(input_size=227, conv1_padding=0, lrn_k=1.0, lrn_alpha=1e-4,
+                           lrn_alpha_over_size=True, lrn_per_column=False),
 }
 PRESETS["paper"] = PRESETS["imagenet"]
 

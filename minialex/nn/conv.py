@@ -89,7 +89,7 @@ class Conv2d(Module):
             return None
         return col2im(dcols, saved.x_shape, self.kernel_size, self.stride, self.padding)
 
-    # -- the GEMM halves of the reference (minialex/kernels/cuda/conv.py runs them too) --------
+    # -- the GEMM halves of the reference -------------------------------------------------------
     def columns_forward(self, cols):
         """y = W @ cols + b per group: cols (N, C, KH, KW, OH, OW) -> y (N, F, OH, OW)."""
         xp = backend.get_array_module(cols)
@@ -106,7 +106,7 @@ class Conv2d(Module):
 
     def columns_backward(self, cols, dout):
         """Adds db and dW into the grads; returns dcols (the shape of cols), or None without
-        input_grad. (The CuPy implementation reuses both halves; only im2col/col2im differ.)"""
+        input_grad."""
         xp = backend.get_array_module(dout)
         n, f, oh, ow = dout.shape
         g = self.groups

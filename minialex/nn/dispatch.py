@@ -57,8 +57,15 @@ def reference_enabled():
 
 
 def implementation_name(x):
-    """``'reference'``, ``'cpu'`` or ``'cuda'``: which kind of implementation the switch picks for x."""
-    if reference_enabled() or not hasattr(x, "dtype") or x.dtype.kind != "f":
+    """``'reference'``, ``'cpu'`` or ``'cuda'``: which kind of implementation the switch picks for
+    the array x (a floating NumPy or CuPy array), or for the array module x itself."""
+    if reference_enabled():
+        return REFERENCE
+    if x is np:
+        return "cpu"
+    if x is backend._cupy and x is not None:
+        return "cuda"
+    if not hasattr(x, "dtype") or x.dtype.kind != "f":
         return REFERENCE
     if isinstance(x, np.ndarray):
         return "cpu"

@@ -6,21 +6,63 @@ import numpy as np
 
 from .. import backend
 from .checks import check_float_input
-from .dispatch import REFERENCE
+from ..kernels.cuda import dropout as cuda_dropout
+from .dispatch import REFERENCE, fast_implementation
 from .module import Module
 
 
-def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32):
+def _fmix32(h):
+    """MurmurHash3's 32-bit finaliser: every input bit flips each output bit with probability ~1/2."""
+    h ^= h >> 16
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> 13
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> 16
+    return h
+
+
+def mask_keys(seed, call):
+    """The two 32-bit keys of training forward number ``call`` of a layer seeded ``seed``."""
+    k1, k2 = np.random.SeedSequence([int(seed), int(call)]).generate_state(2)
+    return np.uint32(k1), np.uint32(k2)
+
+
+def keep_threshold(p):
+    """Element i is kept when the top 24 bits of its hash are >= this: probability 1 - p."""
+    return int(round(p * (1 << 24)))
+
+
+def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32, columns=None):
     """The scaled mask m / (1 - p), m ~ Bernoulli(1 - p), of training forward number ``call``.
 
-    A pure function of (seed, call, shape, p) on a backend: the same arguments give the
-    same mask, which is what makes resumed runs exact and lets the two-column network
-    draw the single-device network's masks (each column draws the full mask and keeps
-    its half).
+    Counter-based: element i of the (row-major) mask is kept when a hash of (seed, call, i)
+    says so, so the mask is a pure function of (seed, call, shape, p) and the same bits on
+    NumPy, on any GPU (minialex/kernels/cuda/dropout.py computes exactly this in one launch)
+    and after a resume. ``columns=(start, full_width)`` gives only columns start.. of a mask
+    whose rows are ``full_width`` long: the two-column network draws each half of the
+    single-device mask that way, without drawing the other half.
     """
-    rng = backend.default_rng(xp, np.random.SeedSequence([int(seed), int(call)]).generate_state(1)[0])
-    mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype)
-    mask *= 1.0 / (1.0 - p)
+    shape = tuple(shape)
+    k1, k2 = mask_keys(seed, call)
+    width = shape[-1] if shape else 1
+    start, full_width = columns if columns is not None else (0, width)
+    scale = 1.0 / (1.0 - p)
+    if (fast := fast_implementation(xp, cuda=cuda_dropout)) is not None:  # dispatch: one launch on CuPy
+        return fast.mask(k1, k2, keep_threshold(p), shape, dtype, start, full_width, scale)
+    return hash_mask(k1, k2, keep_threshold(p), shape, start, full_width, scale, xp, dtype)
+
+
+def hash_mask(k1, k2, thresh, shape, start, full_width, scale, xp=np, dtype=np.float32):
+    """The reference of the mask: element (r, c) of a ``shape`` block is element
+    r * full_width + start + c of the full mask, kept when its hash clears ``thresh``."""
+    width = shape[-1] if shape else 1
+    n = int(np.prod(shape)) if shape else 1
+    flat = xp.arange(n, dtype=xp.int64)
+    i = (flat // width * full_width + start + flat % width).astype(xp.uint32)  # index in the full mask
+    h = _fmix32(_fmix32(i ^ k1) + k2)
+    keep = (h >> np.uint32(8)) >= np.uint32(thresh)  # a 24-bit uniform integer against the threshold
+    mask = keep.astype(dtype).reshape(shape)
+    mask *= scale
     return mask
 
 
@@ -31,8 +73,8 @@ class Dropout(Module):
     cuda-convnet). Scaling the kept units by 1/(1-p) during training gives the
     same expectation, E[y] = x, and leaves the test-time network untouched.
 
-    Masks come from ``dropout_mask(seed, calls, ...)``, where ``calls`` counts the
-    training forwards. The layer's whole random state is therefore two integers,
+    Masks come from ``dropout_mask(seed, calls, ...)``, a counter-based hash, where
+    ``calls`` counts the training forwards. The layer's whole random state is therefore two integers,
     ``seed`` and ``calls``: a checkpoint stores them and a resumed run draws the very
     same masks.
     """

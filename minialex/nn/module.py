@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import backend_name, device, get_array_module, get_backend, to_backend, to_numpy
+from ..backend import backend_name, device, device_of, get_array_module, get_backend, to_backend, to_numpy
 from .dispatch import describe_implementation
 
 
@@ -145,7 +145,8 @@ class Module:
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad.fill(0)
+            with device_of(p.grad):  # on the parameter's own device (two columns: two devices)
+                p.grad.fill(0)
 
     # -- modes ----------------------------------------------------------------------
     def train(self, mode=True):

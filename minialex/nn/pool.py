@@ -64,7 +64,9 @@ class MaxPool2d(Module):
                 view = self._windows(x, i, j, oh, ow)
                 better = view > y  # strictly greater: on a tie the earlier offset keeps the win
                 xp.copyto(y, view, where=better)
-                argmax[better] = i * kw + j
+                # (argmax[better] = ... would say the same, but CuPy reads a boolean mask's count
+                # back to the host: a sync per offset)
+                xp.copyto(argmax, xp.uint8(i * kw + j), where=better)
         self.save_for_backward(REFERENCE, argmax=argmax, x_shape=x.shape)
         return y
 

@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 from .. import backend
 from ..kernels.cpu import sgd as cpu_sgd
+from ..kernels.cuda import sgd as cuda_sgd
 from ..nn.dispatch import fast_implementation
 from ..nn.module import Parameter
 
@@ -46,17 +47,17 @@ class SGD:
         self.velocities = []
         for p in self.params:
             xp = backend.get_array_module(p.data)
-            with _device_of(p.data):
+            with backend.device_of(p.data):
                 self.velocities.append(xp.zeros_like(p.data))
 
     def step(self):
         """One update of every parameter. Reference: four whole-array operations per parameter."""
-        if (fast := fast_implementation(self.params[0].data, cpu=cpu_sgd)) is not None:
-            # dispatch (minialex/nn/dispatch.py): NumPy runs minialex/kernels/cpu/sgd.py unless reference()
+        if (fast := fast_implementation(self.params[0].data, cpu=cpu_sgd, cuda=cuda_sgd)) is not None:
+            # dispatch (minialex/nn/dispatch.py): minialex/kernels/{cpu,cuda}/sgd.py unless reference()
             return fast.step(self.params, self.velocities, self.lr, self.momentum, self._decay_of)
         for p, v in zip(self.params, self.velocities):
             wd = self._decay_of(p)
-            with _device_of(p.data):
+            with backend.device_of(p.data):
                 v *= self.momentum
                 if wd:
                     v -= (wd * self.lr) * p.data
@@ -68,7 +69,8 @@ class SGD:
 
     def zero_grad(self):
         for p in self.params:
-            p.grad.fill(0)
+            with backend.device_of(p.grad):
+                p.grad.fill(0)
 
     def state_dict(self):
         """``{name: velocity}`` (arrays themselves); lr and the rest are plain attributes."""
@@ -81,12 +83,6 @@ class SGD:
         if problems:
             raise ValueError("SGD.load_state_dict: velocities do not match:\n  " + "\n  ".join(problems))
         for n, v in zip(self.names, self.velocities):
-            with _device_of(v):
+            with backend.device_of(v):
                 v[...] = backend.get_array_module(v).asarray(state[n]).astype(v.dtype, copy=False)
 
-
-def _device_of(a):
-    """The device context of a CuPy array (so updates run where the array lives); no-op on NumPy."""
-    if backend.is_cupy_array(a):
-        return a.device
-    return backend.device(None, None)

@@ -72,10 +72,11 @@ class ColumnPair(Module):
 class ColumnDropout(Module):
     """Dropout over the two halves of an fc layer, with the single-device network's masks.
 
-    Each column draws the *full* (N, F) mask of the single-device Dropout with the same
-    seed and call count (``dropout_mask``, on its own device, so no mask crosses between
-    devices) and keeps its half. The two networks therefore compute the same function in
-    training mode too. The cost is drawing the mask twice, which is small next to fc6.
+    Each column draws its half of the (N, F) mask of the single-device Dropout with the same
+    seed and call count (``dropout_mask(..., columns=...)``: the mask is a hash of the element's
+    index in the full mask, so a half can be drawn alone, on its own device, and no mask
+    crosses between devices). The two networks therefore compute the same function in
+    training mode too.
     """
 
     def __init__(self, p, seed):
@@ -95,9 +96,9 @@ class ColumnDropout(Module):
         masks, out = [], []
         for col, h in enumerate(hs):
             with where(col):
-                full = dropout_mask(self.seed, self.calls, (n, 2 * half), self.p,
-                                    backend.get_array_module(h), h.dtype)  # (N, F), scaled
-                mask = full[:, col * half:(col + 1) * half]  # (N, F/2): this column's units
+                # (N, F/2): this column's units of the single-device (N, F) mask, drawn alone
+                mask = dropout_mask(self.seed, self.calls, (n, half), self.p, backend.get_array_module(h),
+                                    h.dtype, columns=(col * half, 2 * half))
                 masks.append(mask)
                 out.append(h * mask)
         self.calls += 1
@@ -174,17 +175,14 @@ class TwoColumns:
         return backend.device(self._xp, self.devices[col])
 
     def transfer(self, x, dst, kind="column"):
-        """Copy ``x`` to column ``dst``'s device: the one place where arrays change device.
+        """Copy ``x`` to column ``dst``'s device: the one place where the columns exchange arrays.
 
-        Always a real copy (``copy=True``): with devices (0, 0) a plain
-        ``cupy.asarray`` would return the very same array, and an in-place
-        update on one side would silently change the other's input.
+        Always a real copy: with devices (0, 0) a plain ``cupy.asarray`` would return
+        the very same array, and an in-place update on one side would silently change
+        the other's input. Between two GPUs ``backend.transfer`` orders the copy with
+        CUDA events (docs/gpu.md, "Transfers between devices").
         """
         self.transfers[kind] += 1
-        xp = backend.get_array_module(x)
-        if xp is not np and not x.flags.c_contiguous:
-            with backend.device(xp, x.device.id):
-                x = xp.ascontiguousarray(x)  # a column slice: make it one block before the copy
         return backend.to_backend(x, self._xp, self.devices[dst], copy=True)
 
     def to(self, net, xp, dtype, device_id):
@@ -235,7 +233,7 @@ class TwoColumns:
         # The batch goes to both devices (data placement, not a column transfer). No copy is
         # needed where it already is: neither column writes into its input.
         self.transfers["input"] += 2
-        hs = [backend.to_backend(x, self._xp, d) for d in self.devices]
+        hs = [backend.to_backend(x, self._xp, d) for d in self.devices]  # another GPU: backend.transfer
         for step, name in self.plan:
             if step == "exchange":  # conv3, fc6 and fc7 read both columns
                 hs = self._exchange(hs)
@@ -266,8 +264,9 @@ class TwoColumns:
         if dxa is None or dxb is None:  # conv1 skipped its input gradient (input_grad=False)
             return None
         self.transfers["input"] += 1
+        dxb = backend.to_backend(dxb, self._xp, self.devices[0], copy=True)
         with self.where(0):
-            return dxa + backend.to_backend(dxb, self._xp, self.devices[0], copy=True)
+            return dxa + dxb
 
     # -- full-shape views -------------------------------------------------------------
     def _join(self, arrays):

@@ -10,12 +10,13 @@ def topk_correct(logits, labels, ks=(1, 5)):
     (this reads the result back from a GPU: call it once per logged step).
     """
     xp = backend.get_array_module(logits)
-    labels = xp.asarray(labels)
-    label_score = logits[xp.arange(logits.shape[0]), labels][:, None]
-    # rank of the label = how many classes score strictly higher (ties count in its favour)
-    # (no sort needed: the label is in the top k exactly when fewer than k classes beat it)
-    rank = (logits > label_score).sum(axis=1)  # (N,)
-    return [int(backend.to_numpy((rank < k).sum())) for k in ks]
+    with backend.device_of(logits):  # on the logits' GPU, whatever the current device is
+        labels = xp.asarray(labels)
+        label_score = logits[xp.arange(logits.shape[0]), labels][:, None]
+        # rank of the label = how many classes score strictly higher (ties count in its favour)
+        # (no sort needed: the label is in the top k exactly when fewer than k classes beat it)
+        rank = (logits > label_score).sum(axis=1)  # (N,)
+        return [int(backend.to_numpy((rank < k).sum())) for k in ks]
 
 
 class Average:

@@ -287,13 +287,13 @@ class Trainer:
                 n = len(labels)
                 crops = images.shape[1] if images.ndim == 5 else 1
                 x = images.reshape(n * crops, *images.shape[-3:])  # (N*crops, 3, S, S)
-                with backend.device(self.xp, self.device_id):
+                with backend.device(self.xp, self.device_id):  # everything on the logits' device
                     probs = softmax(self.model.forward(self._to_device(x)))
-                xp = backend.get_array_module(probs)
-                probs = probs.reshape(n, crops, -1).mean(axis=1)  # (N, K): average over crops
-                picked = probs[xp.arange(n), xp.asarray(labels)]
-                loss_avg.update(float(-xp.log(xp.maximum(picked, 1e-30)).mean()), n)
-                c1, c5 = topk_correct(probs, labels, ks=(1, 5))
+                    xp = backend.get_array_module(probs)
+                    probs = probs.reshape(n, crops, -1).mean(axis=1)  # (N, K): average over crops
+                    picked = probs[xp.arange(n), xp.asarray(labels)]
+                    loss_avg.update(float(-xp.log(xp.maximum(picked, 1e-30)).mean()), n)
+                    c1, c5 = topk_correct(probs, labels, ks=(1, 5))
                 correct1, correct5, count = correct1 + c1, correct5 + c5, count + n
         finally:
             run.close()

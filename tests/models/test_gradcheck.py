@@ -11,7 +11,8 @@ from minialex.gradcheck import rel_error
 from minialex.models import AlexNet
 from minialex.nn import reference
 
-H = 1e-4  # float64 round-off in L, not the O(h^2) term, limits the accuracy here: 1e-4 balances them
+H = 3e-5  # round-off in L grows as h shrinks; the chance that h moves an activation across a
+# ReLU or max-pool kink grows with h. 3e-5 keeps both below 1e-6 here (1e-4 crossed a kink in x).
 SAMPLES = 24  # entries checked per tensor (all of them when the tensor is smaller)
 
 
