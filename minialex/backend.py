@@ -253,6 +253,58 @@ def transfer(x, device_id):
     return out
 
 
+class Uploader:
+    """Copies batches from the host to one GPU through pinned buffers on a stream of their own.
+
+    A copy from ordinary (pageable) host memory blocks the host and runs in line with the
+    step; from page-locked (pinned) memory, on a side stream, it runs while the GPU is still
+    busy with the step before. Each call ``upload(batch)`` (NumPy, any shape) returns the
+    batch on the GPU, and the current stream waits for its copy before any kernel reads it.
+
+    The device buffers and pinned buffers are reused in ``slots`` turns. A device slot is
+    refilled only after an event recorded on the compute stream when the next batch was
+    handed over, i.e. after the step that read it was queued; so the arrays returned must
+    not be kept beyond the step they feed (the trainer does not). A pinned slot is refilled
+    once its last copy is done; in the rare case it is not yet, the host waits for it.
+    docs/gpu.md, "Feeding the GPU".
+    """
+
+    def __init__(self, xp, device_id, slots=3):
+        self.xp, self.device_id, self.slots = xp, device_id, slots
+        self.turn = 0
+        self.host, self.dev = [None] * slots, [None] * slots  # pinned NumPy views, device arrays
+        self.copied, self.released = [None] * slots, [None] * slots  # events per slot
+        with device(xp, device_id):
+            self.stream = xp.cuda.Stream(non_blocking=True)
+
+    def upload(self, batch):
+        xp, slot = self.xp, self.turn % self.slots
+        batch = np.ascontiguousarray(batch)
+        with device(xp, self.device_id):
+            compute = xp.cuda.get_current_stream()
+            previous = (self.turn - 1) % self.slots
+            if self.turn:  # the step that read the previous batch is queued now: its slot frees after it
+                self.released[previous] = xp.cuda.Event()
+                self.released[previous].record(compute)
+            if self.copied[slot] is not None and not self.copied[slot].done:
+                self.copied[slot].synchronize()  # the pinned buffer is still being read (rare)
+            if self.host[slot] is None or self.host[slot].nbytes < batch.nbytes or self.dev[slot].shape != batch.shape \
+                    or self.dev[slot].dtype != batch.dtype:
+                memory = xp.cuda.alloc_pinned_memory(batch.nbytes)
+                self.host[slot] = np.frombuffer(memory, batch.dtype, batch.size).reshape(batch.shape)
+                with self.stream:
+                    self.dev[slot] = xp.empty(batch.shape, dtype=batch.dtype)
+            np.copyto(self.host[slot], batch)
+            if self.released[slot] is not None:
+                self.stream.wait_event(self.released[slot])  # the step that read this slot is done
+            self.dev[slot].set(self.host[slot], stream=self.stream)
+            self.copied[slot] = xp.cuda.Event()
+            self.copied[slot].record(self.stream)
+            compute.wait_event(self.copied[slot])  # kernels of this step read it after the copy
+        self.turn += 1
+        return self.dev[slot]
+
+
 def default_rng(xp, seed):
     """A seeded random Generator of the backend (NumPy's PCG64 or CuPy's XORWOW)."""
     if xp is np:

@@ -72,14 +72,15 @@ class NonFiniteLossError(RuntimeError):
 
 # -- fitting a checkpoint's weights into a model ------------------------------------------
 def shape_differences(state, model_state, limit=4):
-    """Text like ``fc8.weight (10, 8) vs (3, 8)`` for each array whose shape (or presence) differs."""
+    """Text like ``fc8.weight (10, 8) vs (3, 8)`` for each array whose shape (or presence) differs;
+    past ``limit`` of them, a count (``limit=None``: every one)."""
     diffs = []
     for name in list(model_state) + [n for n in state if n not in model_state]:
         a = tuple(state[name].shape) if name in state else "absent"
         b = tuple(model_state[name].shape) if name in model_state else "absent"
         if a != b:
             diffs.append(f"{name} {a} vs {b}")
-    if len(diffs) > limit:
+    if limit is not None and len(diffs) > limit:
         diffs = diffs[:limit] + [f"and {len(diffs) - limit} more"]
     return diffs
 
@@ -87,13 +88,13 @@ def shape_differences(state, model_state, limit=4):
 def load_weights(model, state, path, skip_prefixes=()):
     """Copy ``state`` into ``model``, except the layers named in ``skip_prefixes``, which keep
     their fresh initialisation (``("fc8.",)`` for a new classifier). Raises CheckpointError
-    naming every shape that differs (checkpoint vs this model)."""
+    naming every name and shape that differs (checkpoint vs this model), all of them in one line."""
     own = model.state_dict()
     keep = {k: v for k, v in state.items() if not k.startswith(tuple(skip_prefixes))}
     # The skipped layers are filled from the model itself, so the public strict load sees a
     # complete state: everything from the checkpoint but the reset layers.
     merged = dict(keep, **{k: v for k, v in own.items() if k.startswith(tuple(skip_prefixes))})
-    diffs = shape_differences(merged, own)
+    diffs = shape_differences(merged, own, limit=None)
     if diffs:
         raise CheckpointError(f"{path} does not fit this network (checkpoint vs this run): " + ", ".join(diffs))
     try:
@@ -164,6 +165,7 @@ class Trainer:
         self.top5 = reports_top5(len(self.classes))
         self.output_dir = output_dir
         self.xp, self.device_id = xp, device_id
+        self._uploaders = {}  # "images", "labels" -> backend.Uploader, made on the first CuPy batch
         self.epochs, self.log_every, self.progress = int(epochs), max(int(log_every), 1), progress
         self.args = dict(args or {})
         # what inference needs besides the weights (mean image, crop sizes, class names)
@@ -196,8 +198,15 @@ class Trainer:
     def csv_fields(self):
         return [f for f in CSV_FIELDS if self.top5 or f != "val_top5_err"]
 
-    def _to_device(self, x):
-        return backend.to_backend(x, self.xp, self.device_id)
+    def _to_device(self, x, what="images"):
+        """A host batch on the model's device: on CuPy through pinned buffers on a stream of its
+        own (backend.Uploader, one per kind of array), so the copy overlaps the step still
+        running on the GPU and never makes the host wait."""
+        if self.xp is np or backend.is_cupy_array(x):
+            return backend.to_backend(x, self.xp, self.device_id)
+        if what not in self._uploaders:
+            self._uploaders[what] = backend.Uploader(self.xp, self.device_id)
+        return self._uploaders[what].upload(x)
 
     def _log(self, text):
         if self.progress:
@@ -215,7 +224,7 @@ class Trainer:
         self.model.train()
         with backend.device(self.xp, self.device_id):  # so temporaries land on the model's GPU
             logits = self.model.forward(self._to_device(images))
-            loss = self.loss_fn.forward(logits, labels)
+            loss = self.loss_fn.forward(logits, self._to_device(labels, "labels"))
             self.optimizer.zero_grad()
             self.model.backward(self.loss_fn.backward())
             self.optimizer.step()

@@ -66,11 +66,20 @@ class _State:
         self.n_devices = n_devices
         self.current = [0]
         self.ledger = Ledger()
-        self.streams = {d: Stream(d, self) for d in range(n_devices)}
+        self.null = {d: Stream.__new__(Stream) for d in range(n_devices)}  # each device's default stream
+        for d, st in self.null.items():
+            st.device_id, st.ops, st.waited = d, 0, {}
+        self.stream_stack = {d: [] for d in range(n_devices)}
 
     @property
     def device(self):
         return self.current[-1]
+
+    @property
+    def streams(self):
+        """device -> its current stream."""
+        return {d: (self.stream_stack[d][-1] if self.stream_stack[d] else self.null[d])
+                for d in range(self.n_devices)}
 
 
 _S = None  # the one _State while installed
@@ -119,11 +128,20 @@ def _wrap(a, dev=None):
 
 
 class Stream:
-    def __init__(self, device, state):
-        self.device_id, self.ops, self.waited = device, 0, {}
+    def __init__(self, non_blocking=False, **kwargs):
+        self.device_id, self.ops, self.waited = _S.device, 0, {}
+
+    def __enter__(self):
+        _S.stream_stack[self.device_id].append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _S.stream_stack[self.device_id].pop()
 
     def wait_event(self, event):
-        self.waited[event.device_id] = max(self.waited.get(event.device_id, -1), event.ops)
+        key = event.device_id
+        self.waited[key] = max(self.waited.get(key, -1), event.ops)
+        self.waited_events = getattr(self, "waited_events", []) + [event]
 
     def synchronize(self):
         _sync(f"Stream.synchronize on device {self.device_id}")
@@ -202,22 +220,18 @@ class _Cuda:
         return PinnedMemory(nbytes)
 
 
-class PinnedMemory:
-    """Page-locked host memory: a bytearray whose NumPy views are marked as pinned."""
+class PinnedMemory(bytearray):
+    """Page-locked host memory (here: a bytearray that says it is pinned)."""
 
     def __init__(self, nbytes):
-        self.buffer = bytearray(max(int(nbytes), 1))
-        self.pinned = True
-
-    def __len__(self):
-        return len(self.buffer)
+        super().__init__(max(int(nbytes), 1))
 
 
 def is_pinned(a):
     base = a
     while isinstance(base, np.ndarray) and base.base is not None:
         base = base.base
-    return isinstance(getattr(base, "obj", None), PinnedMemory) or isinstance(base, PinnedMemory)
+    return isinstance(base, PinnedMemory) or isinstance(getattr(base, "obj", None), PinnedMemory)
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,6 +398,19 @@ class ndarray:  # noqa: N801  (CuPy's name)
         _sync("ndarray.get")
         return self._a.copy()
 
+    def set(self, host, stream=None):
+        """Host -> device copy; asynchronous (no sync) only from pinned memory on a given stream."""
+        pinned = is_pinned(host)
+        _S.ledger.host_to_device.append((host.nbytes, pinned and stream is not None))
+        if stream is None or not pinned:
+            _sync("ndarray.set from pageable memory or without a stream (the host waits)")
+        target = _S.streams[self._dev] if stream is None else stream
+        target.ops += 1
+        _S.ledger.launches["h2d"] += 1
+        self._a[...] = host
+        self._base_owner()._written_at = target.ops
+        self._written_stream = target
+
     def item(self):
         _sync("ndarray.item")
         return self._a.item()
@@ -497,7 +524,10 @@ def _to_device(x, dtype=None, copy=False):
             return _wrap(np.array(x._a, dtype=dtype))
         return x
     a = np.array(x, dtype=dtype, copy=True)
-    _S.ledger.host_to_device.append((a.nbytes, isinstance(x, np.ndarray) and is_pinned(x)))
+    _S.ledger.host_to_device.append((a.nbytes, False))
+    # CUDA: "for transfers from pageable host memory to device memory, a stream sync is
+    # performed before the copy is initiated"
+    _sync("asarray/array of host memory (pageable: the host waits for the stream)")
     _launch("h2d")
     return _wrap(a)
 

@@ -17,11 +17,14 @@ BUDGET = {"paper": 300, "tiny": 300}
 
 
 def train_step(model, xp, device_id, images, labels):
-    """What minialex.train.Trainer.train_step does, on the double."""
+    """What minialex.train.Trainer.train_step does, on the double (batches go up through
+    backend.Uploader, as the trainer sends them)."""
     loss_fn = nn.SoftmaxCrossEntropy()
+    if not hasattr(model, "_up"):
+        model._up = [backend.Uploader(xp, device_id), backend.Uploader(xp, device_id)]
     with backend.device(xp, device_id):
-        logits = model.forward(backend.to_backend(images, xp, device_id))
-        loss = loss_fn.forward(logits, labels)
+        logits = model.forward(model._up[0].upload(images))
+        loss = loss_fn.forward(logits, model._up[1].upload(labels))
         model.zero_grad()
         model.backward(loss_fn.backward())
         model._sgd.step()
@@ -87,7 +90,8 @@ def test_double_counts_a_host_read():
         x = xp.ones((3,), dtype=np.float32)
         float(x.sum())
         x[x > 0] = 2.0  # a boolean mask: CuPy reads the count back
-    assert len(ledger.syncs) == 2
+        xp.asarray(np.zeros(3))  # from pageable host memory: CUDA syncs the stream first
+    assert len(ledger.syncs) == 3
 
 
 def test_double_flags_unordered_and_wrong_device_work():
@@ -136,3 +140,27 @@ def test_metrics_run_on_the_logits_device():
             logits = xp.asarray(np.eye(4, dtype=np.float32))
         assert topk_correct(logits, np.array([0, 1, 3, 3]), ks=(1,)) == [3]
     assert ledger.wrong_device == []
+
+
+def test_uploader_copies_from_pinned_memory_on_its_own_stream():
+    """backend.Uploader: batches go up from pinned buffers on a side stream, asynchronously (no
+    sync), the compute stream waits on each copy's event, and a slot is refilled only after
+    the compute stream's event that frees it."""
+    rng = np.random.default_rng(0)
+    with accounting_cupy.install(1) as ledger:
+        xp = backend.get_backend("cupy")
+        up = backend.Uploader(xp, 0, slots=2)
+        compute = xp.cuda.get_current_stream()
+        for k in range(5):
+            batch = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+            dev = up.upload(batch)
+            np.testing.assert_array_equal(dev._a, batch)
+            slot = k % 2
+            assert compute.waited_events[-1] is up.copied[slot]  # kernels of this step wait for the copy
+            assert up.copied[slot].ops == up.stream.ops  # ... recorded after the copy on the side stream
+            if k >= 2:  # a reused slot: the side stream waited for the release recorded on compute
+                assert up.released[slot] in up.stream.waited_events
+        assert ledger.syncs == []
+        assert len(ledger.host_to_device) == 5 and all(pinned for _, pinned in ledger.host_to_device)
+        up.upload(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))  # a new shape: new buffers
+        assert up.dev[1].shape == (2, 3, 8, 8)
