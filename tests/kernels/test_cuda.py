@@ -179,8 +179,66 @@ def test_conv_layer_kernel_path_equals_reference(cp, rng, dtype, groups, input_g
             assert layer.saved_implementation() == ("reference" if ref else "kernels.cuda.conv")
             dx = layer.backward(dout)
         results.append([y, dx, layer.weight.grad.copy(), layer.bias.grad.copy()])
+    # one GEMM per group over the batch sums in another order than the reference
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     for a, b in zip(*results):
         if a is None:
             assert b is None and not input_grad
             continue
-        np.testing.assert_allclose(cp.asnumpy(b), cp.asnumpy(a), **_tol(dtype))
+        np.testing.assert_allclose(cp.asnumpy(b), cp.asnumpy(a), **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
+def test_rows_layout_kernels(cp, rng, dtype, shape, k, s, p):
+    from minialex.kernels.cuda import im2col as k_im2col
+    x = rng.standard_normal(shape).astype(dtype)
+    rows = k_im2col.im2col_rows(cp.asarray(x), k, s, p)
+    np.testing.assert_array_equal(cp.asnumpy(rows), k_im2col.im2col_rows_twin(x, k, s, p))
+    c = rng.standard_normal(rows.shape).astype(dtype)
+    np.testing.assert_allclose(cp.asnumpy(k_im2col.col2im_rows(cp.asarray(c), shape, k, s, p)),
+                               k_im2col.col2im_rows_twin(c, shape, k, s, p), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, p, columns", [((128, 4096), 0.5, None), ((7, 10), 0.3, None),
+                                               ((5, 6), 0.5, (6, 12)), ((3,), 0.9, None)])
+def test_dropout_mask_kernel_is_the_reference_bit_for_bit(cp, dtype, shape, p, columns):
+    """The same mask on a GPU as on the CPU: a resumed run replays it on any device."""
+    from minialex.nn import dropout_mask, reference
+    want = dropout_mask(11, 7, shape, p, np, dtype, columns=columns)
+    got = dropout_mask(11, 7, shape, p, cp, dtype, columns=columns)  # the kernel
+    with reference():
+        ref_gpu = dropout_mask(11, 7, shape, p, cp, dtype, columns=columns)  # xp ops on CuPy
+    np.testing.assert_array_equal(cp.asnumpy(got), want)
+    np.testing.assert_array_equal(cp.asnumpy(ref_gpu), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_kernel_equals_the_reference(cp, rng, dtype):
+    from minialex.nn import Linear, reference
+    from minialex.optim import SGD
+    results = []
+    for ref in (True, False):
+        layer = Linear(6, 4, init_std=1.0, rng=np.random.default_rng(8), dtype=dtype).to(cp)
+        opt = SGD(layer.named_parameters(), lr=0.1, momentum=0.9, weight_decay=0.01, decay_biases=False)
+        r = np.random.default_rng(9)
+        with reference(ref):
+            for _ in range(3):
+                for prm in layer.parameters():
+                    prm.grad[...] = cp.asarray(r.standard_normal(prm.shape))
+                opt.step()
+        results.append([cp.asnumpy(a) for a in [layer.weight.data, layer.bias.data] + opt.velocities])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, **_tol(dtype))
+
+
+def test_uploader_and_transfer_on_a_gpu(cp, rng):
+    from minialex import backend
+    up = backend.Uploader(cp, 0)
+    for _ in range(4):
+        batch = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
+        np.testing.assert_array_equal(cp.asnumpy(up.upload(batch)), batch)
+    x = cp.arange(12, dtype=cp.float32).reshape(3, 4)
+    y = backend.transfer(x[:, 2:], cp.cuda.runtime.getDeviceCount() - 1)
+    np.testing.assert_array_equal(cp.asnumpy(y), cp.asnumpy(x)[:, 2:])
