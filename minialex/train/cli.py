@@ -23,6 +23,7 @@ from .. import backend
 from ..backend import BackendError
 from ..data import (DataError, DataLoader, EvalTransform, TrainTransform, cifar10_datasets, ensure_synthetic_dataset,
                     load_or_compute_stats)
+from ..interop import read_weights
 from ..models import PRESETS, AlexNet
 from ..kernels.cpu import runtime
 from .checkpoint import (BEST, LATEST, RUN_FILES, CheckpointError, describe_checkpoint, find_checkpoint,
@@ -39,12 +40,14 @@ _started = {"output_dir": None}  # set once training writes files, for the Ctrl-
 # (resize, crop, epochs, batch, lr, lr patience). The paper's network gets the paper's
 # recipe. The synthetic preset (made for the embedded dataset's 5000 images) gets smaller
 # batches (more updates per epoch), a lower rate that suits its wider init, and a shorter
-# patience so that its 16 epochs include a few at lr / 10.
+# patience so that its 16 epochs include a few at lr / 10. The caffe preset (bvlc_alexnet's
+# network, for --weights of its ONNX file) gets bvlc_alexnet's solver: 227 crops, batch 256.
 RECIPES = {
     "paper": (256, 224, 90, 128, 0.01, 3),
     "synthetic": (64, 56, 16, 64, 0.005, 2),
     "cifar10": (32, 28, 30, 128, 0.01, 3),
     "tiny": (28, 24, 10, 16, 0.01, 3),
+    "caffe": (256, 227, 90, 256, 0.01, 3),
 }
 RECIPE_KEYS = ("resize_size", "crop_size", "epochs", "batch_size", "lr", "lr_patience")
 MODELS = tuple(RECIPES)
@@ -132,7 +135,8 @@ def build_parser(dataset_kind, prog=None):
     model.add_argument("--model", choices=MODELS,
                        help="network preset (docs/alexnet.md): paper, the paper's 61 M-parameter net for 224 px "
                             "crops; synthetic, a quarter-width net for 56 px crops; cifar10, one for 24-32 px "
-                            f"crops; tiny, a few channels, for tests ({model_default})")
+                            "crops; tiny, a few channels, for tests; caffe, Caffe's bvlc_alexnet (LRN over all "
+                            f"channels, 227 px crops), for its weights ({model_default})")
     model.add_argument("--resize-size", type=int_at_least(1), metavar="N",
                        help="shorter side the images are resized to before the centre square crop "
                             f"(default: the model's, {_recipe_help(0)})")
@@ -180,7 +184,9 @@ def build_parser(dataset_kind, prog=None):
                            "(or a run folder: its checkpoint.npz); options left out are the checkpoint's")
     runs.add_argument("--weights", metavar="CKPT",
                       help="start a new run from a checkpoint's weights (a file, or a run folder: its "
-                           "checkpoint_best.npz); the model and crop default to the checkpoint's")
+                           "checkpoint_best.npz), or from an exported .safetensors or an ONNX graph of this "
+                           "network such as Caffe's bvlcalexnet-12.onnx (docs/interop.md); the model and crop "
+                           "default to the file's")
     runs.add_argument("--reset-classifier", action="store_true",
                       help="with --weights: load every layer but fc8, which starts afresh with one output per "
                            "class of this data (fine-tuning on other classes)")
@@ -377,7 +383,10 @@ def run(argv, dataset_kind="imagenet", prog=None):
     ckpt_path = arrays = meta = None
     if args.resume or args.weights:
         ckpt_path = find_checkpoint(args.resume or args.weights, prefer="latest" if args.resume else "best")
-        arrays, meta = load_checkpoint(ckpt_path)
+        # --weights reads .npz, .safetensors and .onnx alike (minialex.interop.read_weights)
+        arrays, meta = read_weights(ckpt_path) if args.weights else load_checkpoint(ckpt_path)
+        for note in meta.get("notes") or ():
+            print(f"minialex: {ckpt_path}: {note}", flush=True)
         saved_kind = meta.get("dataset_kind")
         mine = "cifar10" if dataset_kind == "cifar10" else "folder"
         if args.resume and saved_kind and saved_kind != mine:
@@ -403,8 +412,8 @@ def run(argv, dataset_kind="imagenet", prog=None):
     side, chosen = None, None
     if "model" in explicit:
         model_name = args.model
-    elif meta is not None:
-        model_name = (ckpt_args or {}).get("model") or preset_name(meta.get("model_config") or {})
+    elif meta is not None and meta.get("model_config"):  # a file without one: the data's network
+        model_name = (ckpt_args or {}).get("model") or preset_name(meta["model_config"])
     elif kind == "embedded":
         model_name = "synthetic"
     elif kind == "cifar10":
@@ -441,8 +450,15 @@ def run(argv, dataset_kind="imagenet", prog=None):
 
     # -- the network -------------------------------------------------------------------------------
     build = dict(seed=args.seed, devices=devices if len(devices) == 2 else None)
+    from_file = meta is not None and "model" not in explicit and meta.get("model_config")
+    spec = (meta["model_config"] if from_file else
+            PRESETS.get("imagenet" if model_name == "paper" else model_name, PRESETS["imagenet"]).to_dict())
+    if len(devices) == 2 and spec.get("lrn_per_column", True) is False:
+        raise UsageError(f"--devices {args.devices}: the {model_name} network normalises (LRN) over the channels of "
+                         f"both columns at once, as Caffe does, so it runs on one device: pass one id, e.g. "
+                         f"--devices {devices[0]}")
     try:
-        if meta is not None and "model" not in explicit and meta.get("model_config"):
+        if from_file:
             config = dict(meta["model_config"], num_classes=len(classes), input_size=args.crop_size)
             model = AlexNet.from_config(config, **build)
         else:
@@ -524,6 +540,14 @@ def _load_start_weights(model, arrays, meta, path, classes, reset_classifier):
     if reset_classifier:
         load_weights(model, state, path, skip_prefixes=("fc8.",))
         return
+    if meta.get("classes") is None:  # a file that names no classes (an ONNX graph from elsewhere)
+        shapes = shape_differences(state, model.state_dict(), limit=None)
+        if shapes and all(d.startswith("fc8.") for d in shapes):
+            raise CheckpointError(f"{path} has another number of classes than this data's {len(classes)} "
+                                  f"(file vs this run: {', '.join(shapes)}); add --reset-classifier to start "
+                                  "from every layer but fc8")
+        load_weights(model, state, path)  # its classes are taken to be the data's, in sorted order
+        return
     saved = list(meta.get("classes") or [])
     if len(saved) != len(classes):
         shapes = shape_differences(state, model.state_dict())
@@ -542,11 +566,15 @@ def _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, v
     if args.resume:  # (--weights were loaded already)
         load_weights(model, split_state(arrays)[0], ckpt_path)
     stats = eval_stats(arrays)
-    if stats.mean_image is None or stats.mean_image.shape[0] != args.resize_size:
+    mean = "image"
+    if stats.mean_image is None and stats.mean_rgb is not None:
+        mean = "channel"  # an exported file keeps the channel means only
+    elif stats.mean_image is None or stats.mean_image.shape[0] != args.resize_size:
         saved = None if stats.mean_image is None else stats.mean_image.shape[0]
         raise UsageError(f"--resize-size {args.resize_size} does not match {ckpt_path}, whose mean image is for "
                          f"{saved} px images; leave --resize-size out")
-    eval_tf = EvalTransform(stats, size_crop=args.crop_size, size_resize=args.resize_size, ten_crop=args.ten_crop)
+    eval_tf = EvalTransform(stats, size_crop=args.crop_size, size_resize=args.resize_size, ten_crop=args.ten_crop,
+                            mean=mean)
     val_batch = max(1, args.batch_size // 10) if args.ten_crop else args.batch_size
     val_loader = DataLoader(val_set, eval_tf, batch_size=val_batch, shuffle=False, seed=args.seed,
                             workers=args.workers, on_error=args.on_corrupt, max_images=args.max_images)

@@ -1,0 +1,208 @@
+"""The paper's Figure 4, both halves, drawn with Pillow alone (as train/plots.py draws Figure 3).
+
+Left, ``draw_card``: each test image with its true label under it and its five most probable
+classes as bars whose length is the probability, the true class's bar in red.
+Right, ``draw_neighbours``: one row per test image, followed by the six training images whose
+last-hidden-layer (fc7) feature vectors lie closest to its own in Euclidean distance.
+``training_features`` computes those vectors for a training set once and caches them beside the
+checkpoint in a plain .npz (no pickle), keyed by the checkpoint's bytes and the data's file list.
+Used by ``predict.py --card`` and examples/neighbours.py; explained in docs/interop.md.
+"""
+
+import hashlib
+import json
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+INK, GREY, LIGHT = (20, 20, 20), (110, 110, 110), (236, 236, 236)
+BAR, TRUE_BAR = (70, 120, 190), (205, 40, 30)  # other classes in blue, the true one in red, as the paper
+SAME, OTHER = (30, 130, 50), (190, 40, 30)  # a neighbour of the query's own class, or of another
+FEATURES_VERSION = 1
+
+
+def _font(size):
+    try:
+        return ImageFont.load_default(size=size)  # scalable built-in font (Pillow >= 10.1)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _fit(draw, text, font, width):
+    """``text``, cut with an ellipsis so that it is at most ``width`` pixels wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+def _thumb(pixels, side):
+    """An RGB uint8 image (H, W, 3) as a side x side Pillow image: enlarged smoothly, shrunk
+    with antialiasing; non-square images are centre-cropped first."""
+    img = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return img.resize((side, side), Image.BICUBIC if s < side else Image.LANCZOS)
+
+
+# -- left half: an image, its label and its top-5 ------------------------------------------
+def draw_card(entries, path=None, title=None, per_row=4, image_px=176):
+    """Figure 4 (left). ``entries``: one dict per image with ``image`` (uint8 (H, W, 3), what
+    the network saw), ``name`` (a caption, e.g. the file name), ``truth`` (the true class's
+    label, or None when unknown) and ``top``: [(probability, label, is_true), ...], most probable
+    first. Several images make a grid of ``per_row`` columns. Returns the image; saves it to
+    ``path`` when given."""
+    if not entries:
+        raise ValueError("draw_card needs at least one image")
+    small, label_font, head = _font(13), _font(15), _font(17)
+    pad, gap = 14, 22
+    width_cell = image_px + 2 * 40  # bars wider than the image, as in the paper
+    k = max(len(e["top"]) for e in entries)
+    row_h = 32  # a class name (and its share) over a bar as long as its probability
+    cell_h = 18 + image_px + 8 + 24 + k * row_h
+    cols = min(per_row, len(entries))
+    rows = math.ceil(len(entries) / cols)
+    title_h = 52 if title else 0
+    width = pad * 2 + cols * width_cell + (cols - 1) * gap
+    height = pad * 2 + title_h + rows * cell_h + (rows - 1) * gap
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((pad, pad), _fit(draw, title, head, width - 2 * pad), fill=INK, font=head)
+        legend = f"under each image its true class; bars: its {k} most probable classes, the true one in red"
+        draw.text((pad, pad + 24), _fit(draw, legend, small, width - 2 * pad), fill=GREY, font=small)
+    for i, e in enumerate(entries):
+        r, c = divmod(i, cols)
+        x0 = pad + c * (width_cell + gap)
+        y0 = pad + title_h + r * (cell_h + gap)
+        draw.text((x0, y0), _fit(draw, e.get("name") or "", small, width_cell), fill=GREY, font=small)
+        ix = x0 + (width_cell - image_px) // 2
+        img.paste(_thumb(e["image"], image_px), (ix, y0 + 18))
+        y = y0 + 18 + image_px + 6
+        truth = e.get("truth")
+        text = _fit(draw, truth if truth is not None else "(true class unknown)", label_font, width_cell)
+        tw = draw.textlength(text, font=label_font)
+        draw.text((x0 + (width_cell - tw) / 2, y), text, fill=INK if truth is not None else GREY, font=label_font)
+        y += 28
+        for prob, label, is_true in e["top"]:
+            share = f"{100 * prob:.1f}%"
+            sw = draw.textlength(share, font=small)
+            ink = TRUE_BAR if is_true else INK
+            draw.text((x0, y), _fit(draw, label, small, width_cell - sw - 10), fill=ink, font=small)
+            draw.text((x0 + width_cell - sw, y), share, fill=ink, font=small)
+            top = y + 17
+            draw.rectangle([x0, top, x0 + width_cell, top + 7], fill=LIGHT)
+            length = int(round(max(0.0, min(1.0, prob)) * width_cell))
+            if length:
+                draw.rectangle([x0, top, x0 + length, top + 7], fill=TRUE_BAR if is_true else BAR)
+            y += row_h
+    if path is not None:
+        img.save(path)
+    return img
+
+
+# -- right half: the nearest training images in fc7 space ----------------------------------
+def nearest(features, queries, k=6):
+    """Indices (Q, k) of the ``k`` rows of ``features`` (N, F) closest to each row of ``queries``
+    (Q, F) in Euclidean distance, nearest first, and those distances (Q, k). Ties keep the lower
+    index (a stable sort). Computed as |a|^2 - 2 a.b + |b|^2 in float64."""
+    f = np.asarray(features, np.float64)
+    q = np.asarray(queries, np.float64)
+    d2 = (q * q).sum(1)[:, None] - 2.0 * q @ f.T + (f * f).sum(1)[None, :]  # (Q, N)
+    np.maximum(d2, 0.0, out=d2)  # rounding can leave -1e-12 where a query equals a row
+    order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    return order, np.sqrt(np.take_along_axis(d2, order, axis=1))
+
+
+def draw_neighbours(rows, path=None, title=None, space="fc7", tile=112):
+    """Figure 4 (right). ``rows``: one dict per query with ``image`` (uint8 HWC), ``truth`` (its
+    class label or None) and ``neighbours``: [(image, label, distance, same_class), ...];
+    ``space`` names the features compared. Returns the image; saves it to ``path`` when given."""
+    if not rows:
+        raise ValueError("draw_neighbours needs at least one query")
+    small, head = _font(12), _font(17)
+    k = max(len(r["neighbours"]) for r in rows)
+    pad, gap, sep, caption = 14, 8, 26, 34
+    header = (56 if title else 28)
+    width = pad * 2 + tile + sep + k * tile + (k - 1) * gap
+    height = pad * 2 + header + len(rows) * (tile + caption) + (len(rows) - 1) * gap
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    y = pad
+    if title:
+        draw.text((pad, y), _fit(draw, title, head, width - 2 * pad), fill=INK, font=head)
+        y += 28
+    nx = pad + tile + sep
+    draw.text((pad, y), "test image", fill=GREY, font=small)
+    draw.text((nx, y), _fit(draw, f"the {k} training images nearest in {space} feature space (Euclidean distance d); "
+                                  "green: the test image's class", small, width - nx - pad), fill=GREY, font=small)
+    y = pad + header
+    for r in rows:
+        img.paste(_thumb(r["image"], tile), (pad, y))
+        truth = r.get("truth")
+        draw.text((pad, y + tile + 3), _fit(draw, truth if truth is not None else "(class unknown)", small, tile),
+                  fill=INK if truth is not None else GREY, font=small)
+        for j, (pixels, label, dist, same) in enumerate(r["neighbours"]):
+            x = nx + j * (tile + gap)
+            img.paste(_thumb(pixels, tile), (x, y))
+            colour = SAME if same else (OTHER if truth is not None else INK)
+            draw.text((x, y + tile + 3), _fit(draw, label, small, tile), fill=colour, font=small)
+            draw.text((x, y + tile + 17), f"d = {dist:.3g}", fill=GREY, font=small)
+        draw.line([(pad + tile + sep // 2, y), (pad + tile + sep // 2, y + tile)], fill=(200, 200, 200), width=1)
+        y += tile + caption + gap
+    if path is not None:
+        img.save(path)
+    return img
+
+
+# -- the training set's features, computed once ---------------------------------------------
+def file_digest(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def features_key(weights_path, data_fingerprint, layer, transform):
+    """What the cached features depend on: the weights file's bytes, the data (its file list and
+    sizes), the layer, and the preprocessing."""
+    text = json.dumps({"version": FEATURES_VERSION, "weights": file_digest(weights_path), "data": data_fingerprint,
+                       "layer": layer, "transform": repr(transform)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def training_features(model, loader, cache_path, key, layer="relu7", progress=True):
+    """(features (N, F) float32, labels (N,) int64) of every sample of ``loader`` (in order, no
+    shuffling), from ``model.features(images, layer)`` in evaluation mode; read from
+    ``cache_path`` when it holds the same ``key``, else computed (with a progress bar) and written
+    there. Returns also whether the cache was used."""
+    if os.path.isfile(cache_path):
+        try:
+            with np.load(cache_path, allow_pickle=False) as data:
+                if bytes(data["key"]).decode() == key:
+                    return data["features"], data["labels"], True
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or another layout: compute afresh
+    from tqdm import tqdm
+    from .. import backend
+    model.eval()
+    feats, labels = [], []
+    bar = tqdm(total=loader.num_samples, desc=f"{layer} features of the training images", unit="img",
+               disable=not progress, leave=False)
+    for images, y in loader.epoch_iter(0):
+        feats.append(backend.to_numpy(model.features(images, upto=layer)).reshape(len(images), -1).astype(np.float32))
+        labels.append(np.asarray(y, np.int64))
+        bar.update(len(images))
+    bar.close()
+    features, labels = np.concatenate(feats), np.concatenate(labels)
+    folder = os.path.dirname(os.path.abspath(cache_path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = cache_path + ".tmp.npz"
+    np.savez(tmp, features=features, labels=labels, key=np.frombuffer(key.encode(), np.uint8))
+    os.replace(tmp, cache_path)
+    return features, labels, False
