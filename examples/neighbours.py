@@ -113,8 +113,8 @@ def run(argv):
               + (f"  [{same} of {len(neighbours)} of its class]" if truth is not None else ""))
     space = "fc7" if args.layer == "relu7" else args.layer
     draw_neighbours(rows, args.out, space=space,
-                    title=f"Figure 4 (right): the training images nearest to each test image in {space} feature "
-                          f"space, under {os.path.basename(predictor.path)}")
+                    title=f"Figure 4 (right), {os.path.basename(predictor.path)}: the nearest training images "
+                          f"in {space} space")
     print(f"wrote {args.out}")
     return 0
 

@@ -173,7 +173,8 @@ def write_card(predictor, image_paths, out, k=5):
         entries.append(dict(image=predictor.seen(path), name=os.path.basename(path),
                             truth=None if truth is None else predictor.label(truth),
                             top=[(float(p[i]), predictor.label(i), int(i) == truth) for i in order]))
-    title = f"Top-{k} predictions of {os.path.basename(predictor.path)} (in {os.path.dirname(predictor.path) or '.'})"
+    title = (f"Figure 4 (left), {os.path.basename(predictor.path)} in {os.path.dirname(predictor.path) or '.'}: "
+             f"top-{k} predictions")
     draw_card(entries, out, title=title)
 
 
