@@ -580,7 +580,8 @@ def _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, v
                             workers=args.workers, on_error=args.on_corrupt, max_images=args.max_images)
     trainer = Trainer(model, None, val_loader, classes=train_set.classes, output_dir=".", xp=xp,
                       device_id=device_id, progress=not args.no_progress)
-    print(f"minialex: evaluating {describe_checkpoint(ckpt_path, meta)} on {what}: "
+    source = meta.get("description") or describe_checkpoint(ckpt_path, meta)  # an export says what it is
+    print(f"minialex: evaluating {source} on {what}: "
           f"{val_loader.num_samples} validation images{', ten crops each' if args.ten_crop else ''}", flush=True)
     result = trainer.evaluate()
     top5 = f"  val_top5_err {result['val_top5_err']:.2f}%" if "val_top5_err" in result else ""

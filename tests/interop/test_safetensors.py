@@ -97,6 +97,12 @@ def test_train_starts_from_it_and_fine_tunes_it(exported, tiny_run, tiny_data, t
     np.testing.assert_allclose(tuned["model/fc7.weight"], source["model/fc7.weight"], atol=1e-6)
 
 
+def test_test_only_evaluates_it_with_its_channel_means(exported, tiny_data, tmp_path, capsys):
+    code = cli.main(["--data", tiny_data, "--weights", str(exported), "--test-only", "--no-progress", "-j", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0 and f"evaluating {exported} (exported from" in printed and "val_top1_err" in printed
+
+
 def test_predict_from_it(exported, tiny_run, tiny_data, capsys):
     image = os.path.join(tiny_data, "val", "s0000002", sorted(os.listdir(os.path.join(tiny_data, "val", "s0000002")))[0])
     assert predict.main([image, "--weights", str(exported), "-k", "3"]) == 0

@@ -31,7 +31,7 @@ def test_the_papers_network_in_float32(paper_net):
     assert np.ptp(ours, axis=0).max() > 1e-3  # the logits depend on the image
 
 
-@pytest.mark.parametrize("preset", ["synthetic", "tiny"])
+@pytest.mark.parametrize("preset", ["synthetic", "cifar10", "tiny"])
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-10)])
 def test_small_presets(preset, dtype, tol):
     need_torch()
