@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 from minialex.data import DataError, DataLoader, ImageFolder, dataset_fingerprint, ensure_synthetic_dataset  # noqa: E402
+from minialex.data.stats import subset_indices  # noqa: E402
 from minialex.interop.figure4 import draw_neighbours, features_key, nearest, training_features  # noqa: E402
 from minialex.models.architecture import forward_order  # noqa: E402
 from minialex.train.checkpoint import CheckpointError  # noqa: E402
@@ -41,6 +42,9 @@ def build_parser():
     p.add_argument("--out", required=True, metavar="OUT.png", help="the picture to write")
     p.add_argument("-k", "--neighbours", type=int_at_least(1), default=6, metavar="K",
                    help="training images per query (default 6, as in the paper)")
+    p.add_argument("--max-images", type=int_at_least(1), metavar="N",
+                   help="search only N evenly spaced training images (every class stays); the features of "
+                        "ImageNet's 1.28 M images would take 21 GB (default: all)")
     p.add_argument("--layer", default="relu7", metavar="NAME",
                    help="the layer whose output is compared (default relu7: fc7's activations, the paper's "
                         "choice; pool5 or relu6 show what earlier layers find alike)")
@@ -78,14 +82,15 @@ def run(argv):
                         f"{', '.join(layers)}")
     root = args.data if args.data is not None else ensure_synthetic_dataset()
     train = ImageFolder(root, "train")
-    if args.neighbours > len(train):
-        raise DataError(f"argument -k: {args.neighbours} neighbours asked for, {root} has {len(train)} "
-                        "training images")
+    index = subset_indices(len(train), args.max_images)  # feature row j is training image index[j]
+    if args.neighbours > len(index):
+        raise DataError(f"argument -k: {args.neighbours} neighbours asked for, {len(index)} training images "
+                        "to search")
     queries = np.stack([predictor.preprocess(q) for q in args.queries])  # bad files stop us before the work
 
     loader = DataLoader(train, predictor.transform, batch_size=args.batch_size, shuffle=False, seed=0,
-                        workers=args.workers, on_error="raise")
-    key = features_key(predictor.path, dataset_fingerprint(train, predictor.transform.size_resize, None),
+                        workers=args.workers, on_error="raise", max_images=args.max_images)
+    key = features_key(predictor.path, dataset_fingerprint(train, predictor.transform.size_resize, args.max_images),
                        args.layer, predictor.transform)
     cache = cache_file(predictor, key, args.layer, args.out)
     t0 = time.perf_counter()
@@ -104,7 +109,7 @@ def run(argv):
     for q, idx, d in zip(args.queries, order, dist):
         folder = os.path.basename(os.path.dirname(os.path.abspath(q)))
         truth = train.classes.index(folder) if folder in train.classes else None
-        neighbours = [(predictor.seen(train.path(i)), train.names[labels[i]], float(di),
+        neighbours = [(predictor.seen(train.path(index[i])), train.names[labels[i]], float(di),
                        truth is not None and int(labels[i]) == truth) for i, di in zip(idx, d)]
         rows.append(dict(image=predictor.seen(q), truth=None if truth is None else train.names[truth],
                          neighbours=neighbours))

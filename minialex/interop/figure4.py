@@ -106,16 +106,26 @@ def draw_card(entries, path=None, title=None, per_row=4, image_px=176):
 
 
 # -- right half: the nearest training images in fc7 space ----------------------------------
-def nearest(features, queries, k=6):
+def nearest(features, queries, k=6, chunk=65536):
     """Indices (Q, k) of the ``k`` rows of ``features`` (N, F) closest to each row of ``queries``
     (Q, F) in Euclidean distance, nearest first, and those distances (Q, k). Ties keep the lower
-    index (a stable sort). Computed as |a|^2 - 2 a.b + |b|^2 in float64."""
-    f = np.asarray(features, np.float64)
+    index (a stable sort). Computed as |a|^2 - 2 a.b + |b|^2 in float64, ``chunk`` rows of
+    ``features`` at a time, so a large float32 feature matrix is never copied whole."""
     q = np.asarray(queries, np.float64)
-    d2 = (q * q).sum(1)[:, None] - 2.0 * q @ f.T + (f * f).sum(1)[None, :]  # (Q, N)
-    np.maximum(d2, 0.0, out=d2)  # rounding can leave -1e-12 where a query equals a row
-    order = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    return order, np.sqrt(np.take_along_axis(d2, order, axis=1))
+    qq = (q * q).sum(1)[:, None]  # (Q, 1)
+    best_d = np.empty((len(q), 0))
+    best_i = np.empty((len(q), 0), np.int64)
+    for start in range(0, len(features), chunk):
+        f = np.asarray(features[start:start + chunk], np.float64)  # (n, F)
+        d2 = qq - 2.0 * q @ f.T + (f * f).sum(1)[None, :]  # (Q, n)
+        np.maximum(d2, 0.0, out=d2)  # rounding can leave -1e-12 where a query equals a row
+        # the best so far first: on a tie the lower index, which came earlier, wins
+        cand_d = np.concatenate([best_d, d2], axis=1)
+        cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(start, start + len(f)), d2.shape)], axis=1)
+        order = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(cand_d, order, axis=1)
+        best_i = np.take_along_axis(cand_i, order, axis=1)
+    return best_i, np.sqrt(best_d)
 
 
 def draw_neighbours(rows, path=None, title=None, space="fc7", tile=112):

@@ -61,8 +61,13 @@ def test_nearest_is_the_brute_force_answer():
     brute = np.linalg.norm(queries[:, None, :] - feats[None, :, :], axis=2)  # (4, 50)
     np.testing.assert_array_equal(order, np.argsort(brute, axis=1, kind="stable")[:, :6])
     np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :6], rtol=1e-9)
+    chunked = nearest(feats, queries, k=6, chunk=7)  # the running top-k over blocks of rows
+    np.testing.assert_array_equal(chunked[0], order)
+    np.testing.assert_allclose(chunked[1], dist, rtol=1e-12)
     order, dist = nearest(feats, feats[[3, 17]], k=1)
     assert order.ravel().tolist() == [3, 17] and np.allclose(dist, 0, atol=1e-6)
+    twins = np.concatenate([feats[:1], feats[:1], feats[1:]])  # a tie: the lower index first
+    assert nearest(twins, feats[:1], k=2, chunk=1)[0].tolist() == [[0, 1]]
 
 
 def red_pixels(path):
@@ -122,11 +127,15 @@ def test_neighbours_find_themselves_and_cache_by_checkpoint_and_data(tiny_run, t
     assert "read from" in again
     assert again.splitlines()[2:] == first.splitlines()[2:]  # the same answers
 
+    assert main(args + ["--max-images", "20"]) == 0  # a subset: its own features, every class kept
+    subset = capsys.readouterr().out
+    assert "of 20 training images" in subset and "computed in" in subset
+
     victim = images_in(str(data), "train", classes=1, per_class=2)[1]
     os.remove(victim)  # other data: other features
     assert main(args) == 0
     assert "computed in" in capsys.readouterr().out
-    assert len([f for f in os.listdir(run) if ".relu7-" in f]) == 2
+    assert len([f for f in os.listdir(run) if ".relu7-" in f]) == 3
 
 
 def test_neighbours_refuse_bad_input_in_one_line(tiny_run, tiny_data, tmp_path):
