@@ -39,6 +39,20 @@ def _fit(draw, text, font, width):
     return text.rstrip() + "..."
 
 
+def _wrap(draw, text, font, width):
+    """``text`` broken at spaces into lines at most ``width`` pixels wide (a longer word is cut)."""
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    return [_fit(draw, ln, font, width) for ln in lines]
+
+
 def _thumb(pixels, side):
     """An RGB uint8 image (H, W, 3) as a side x side Pillow image: enlarged smoothly, shrunk
     with antialiasing; non-square images are centre-cropped first."""
@@ -66,15 +80,19 @@ def draw_card(entries, path=None, title=None, per_row=4, image_px=176):
     cell_h = 18 + image_px + 8 + 24 + k * row_h
     cols = min(per_row, len(entries))
     rows = math.ceil(len(entries) / cols)
-    title_h = 52 if title else 0
     width = pad * 2 + cols * width_cell + (cols - 1) * gap
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    legend = f"under each image its true class; bars: its {k} most probable classes, the true one in red"
+    heading = [(ln, head, INK, 22) for ln in _wrap(probe, title, head, width - 2 * pad)] if title else []
+    heading += [(ln, small, GREY, 17) for ln in _wrap(probe, legend, small, width - 2 * pad)] if title else []
+    title_h = sum(h for *_, h in heading) + (10 if heading else 0)
     height = pad * 2 + title_h + rows * cell_h + (rows - 1) * gap
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((pad, pad), _fit(draw, title, head, width - 2 * pad), fill=INK, font=head)
-        legend = f"under each image its true class; bars: its {k} most probable classes, the true one in red"
-        draw.text((pad, pad + 24), _fit(draw, legend, small, width - 2 * pad), fill=GREY, font=small)
+    y = pad
+    for text, font, ink, h in heading:
+        draw.text((pad, y), text, fill=ink, font=font)
+        y += h
     for i, e in enumerate(entries):
         r, c = divmod(i, cols)
         x0 = pad + c * (width_cell + gap)
@@ -137,19 +155,24 @@ def draw_neighbours(rows, path=None, title=None, space="fc7", tile=112):
     small, head = _font(12), _font(17)
     k = max(len(r["neighbours"]) for r in rows)
     pad, gap, sep, caption = 14, 8, 26, 34
-    header = (56 if title else 28)
     width = pad * 2 + tile + sep + k * tile + (k - 1) * gap
+    nx = pad + tile + sep
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    titles = _wrap(probe, title, head, width - 2 * pad) if title else []
+    legend = _wrap(probe, f"the {k} training images nearest in {space} feature space (Euclidean distance d); "
+                          "green: the test image's class", small, width - nx - pad)
+    header = 24 * len(titles) + 16 * len(legend) + 12
     height = pad * 2 + header + len(rows) * (tile + caption) + (len(rows) - 1) * gap
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     y = pad
-    if title:
-        draw.text((pad, y), _fit(draw, title, head, width - 2 * pad), fill=INK, font=head)
-        y += 28
-    nx = pad + tile + sep
+    for line in titles:
+        draw.text((pad, y), line, fill=INK, font=head)
+        y += 24
     draw.text((pad, y), "test image", fill=GREY, font=small)
-    draw.text((nx, y), _fit(draw, f"the {k} training images nearest in {space} feature space (Euclidean distance d); "
-                                  "green: the test image's class", small, width - nx - pad), fill=GREY, font=small)
+    for line in legend:
+        draw.text((nx, y), line, fill=GREY, font=small)
+        y += 16
     y = pad + header
     for r in rows:
         img.paste(_thumb(r["image"], tile), (pad, y))

@@ -267,7 +267,10 @@ def _flatten_check(node, consts, path, fan_in):
         if _attrs(node).get("axis", 1) != 1:
             raise _Refuse(f"{path}: {_label(node)} flattens from axis {_attrs(node)['axis']}, not 1")
         return
-    shape = [int(v) for v in _array(consts, node.input[1], path, node).reshape(-1)]
+    if len(node.input) > 1:
+        shape = [int(v) for v in _array(consts, node.input[1], path, node).reshape(-1)]
+    else:  # opsets before 5 give the shape as an attribute
+        shape = [int(v) for v in _attrs(node).get("shape", [])]
     if len(shape) != 2 or shape[1] not in (-1, fan_in):
         raise _Refuse(f"{path}: {_label(node)} reshapes to {shape}, not (N, {fan_in}) before fc6")
 
