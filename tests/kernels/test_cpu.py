@@ -34,7 +34,8 @@ def threads(request, monkeypatch):
 def chunking(request, monkeypatch):
     """'small': chunks of 1-2 samples and blocks of a few positions, so batches split unevenly."""
     if request.param == "small":
-        monkeypatch.setattr(cpu_conv, "COLS_BYTES", 1)  # one sample per conv chunk
+        monkeypatch.setattr(cpu_conv, "CACHE_BYTES", 1)  # one sample per conv chunk
+        monkeypatch.setattr(cpu_conv, "GEMM_MIN_COLUMNS", 1)
         monkeypatch.setattr(cpu_pool, "BLOCK_BYTES", 64)
         monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", 64)  # runs of 8 positions, the last partial
     return request.param

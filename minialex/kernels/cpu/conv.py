@@ -15,23 +15,50 @@ reference in tests/kernels/test_cpu.py; measured in docs/performance.md.
 from collections import namedtuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import runtime
 
-COLS_BYTES = 24 << 20  # target size of one thread's im2col chunk
+# How many samples one im2col chunk holds: the size rule (tested in tests/kernels/test_conv_rule.py,
+# measured in docs/performance.md, round 7). Two effects decide it, at every layer size:
+#
+# * The columns should stay in the caches between the im2col that writes them and the GEMMs that
+#   read them. A GEMM does F/G multiply-adds per column element, 24 to 96 in the small presets,
+#   and at that intensity it runs at the speed its operand comes from memory: at conv2's shape of
+#   the synthetic preset (32 x 300 weights) sgemm ran at 85 GFLOP/s on 0.8 MB of columns and
+#   52 on 6.5 MB. So a chunk's columns are at most CACHE_BYTES ...
+# * ... unless that leaves the GEMM too narrow: BLAS runs a product with fewer than
+#   GEMM_MIN_COLUMNS columns (output pixels x samples) well below its rate, and the per-chunk
+#   fixed cost (a few dozen NumPy calls) grows relative to the work. So a chunk has at least
+#   that many output columns; the paper's conv3-5 (169 pixels, 1.6-2.3 MB of columns per sample)
+#   get 7 samples, not the one sample CACHE_BYTES alone would give.
+#
+# chunk = max(CACHE_BYTES // columns per sample, ceil(GEMM_MIN_COLUMNS / pixels)), at most the
+# batch; then each thread's share of the batch is cut into equal chunks of at most that size
+# (runtime.even_chunks), so no thread ends on a sliver. Measured optimum per layer, one thread,
+# 64 samples (fwd + bwd): 1.8-5 MB of columns for every conv of the cifar10 and synthetic
+# presets, 6-9 samples for the paper's conv3-5; the rule lands within 5% of it at each.
+CACHE_BYTES = 3 << 20
+GEMM_MIN_COLUMNS = 1024
 
 ConvGeometry = namedtuple("ConvGeometry", "n c h w kh kw sh sw ph pw oh ow chunk")
 ConvGeometry.__doc__ = """Sizes of one convolution: batch n, input (c, h, w), kernel (kh, kw), stride (sh, sw),
-padding (ph, pw), output (oh, ow), and ``chunk``, the samples per im2col chunk."""
+padding (ph, pw), output (oh, ow), and ``chunk``, the most samples per im2col chunk."""
 
 
-def geometry(layer, x_shape):
+def chunk_samples(n, columns_bytes_per_sample, pixels):
+    """The size rule above: samples per im2col chunk for a batch of n."""
+    by_cache = CACHE_BYTES // max(1, columns_bytes_per_sample)
+    by_gemm = -(-GEMM_MIN_COLUMNS // max(1, pixels))
+    return max(1, min(n, max(by_cache, by_gemm)))
+
+
+def geometry(layer, x_shape, itemsize=4):
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (w + 2 * pw - kw) // sw + 1
-    per_sample = c * kh * kw * oh * ow * np.dtype(np.float32).itemsize
-    chunk = max(1, min(n, COLS_BYTES // per_sample))
+    chunk = chunk_samples(n, c * kh * kw * oh * ow * itemsize, oh * ow)
     return ConvGeometry(n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, chunk)
 
 
@@ -108,12 +135,23 @@ class _Chunk:
 
 
 def _im2col_chunk(x, a, b, geo, cv, pv, plan):
-    """cv[c, i, j, oh, ow, s] = x_padded[a + s, c, oh*SH + i, ow*SW + j] for the chunk a:b."""
+    """cv[c, i, j, oh, ow, s] = x_padded[a + s, c, oh*SH + i, ow*SW + j] for the chunk a:b.
+
+    One copy per stride phase (pi, pj), not one per kernel offset: the offsets i = pi + SH*q,
+    j = pj + SW*r of a phase all read phase plane (pi, pj) shifted by (q, r), so a strided view
+    of that plane with the shift as two more axes holds all of them at once (for stride 1 the
+    whole im2col is one copy; 25 copies before for a 5x5 kernel).
+    """
     _fill_phases(x, a, b, pv, plan)
     g = geo
-    for i in range(g.kh):
-        for j in range(g.kw):
-            cv[:, i, j] = pv[:, i % g.sh, j % g.sw, i // g.sh:i // g.sh + g.oh, j // g.sw:j // g.sw + g.ow]
+    for pi in range(g.sh):
+        for pj in range(g.sw):
+            plane = pv[:, pi, pj]  # (C, HQ, WQ, m)
+            sc, su, sv, ss = plane.strides
+            nq, nr = len(range(pi, g.kh, g.sh)), len(range(pj, g.kw, g.sw))
+            shifted = as_strided(plane, (g.c, nq, nr, g.oh, g.ow, plane.shape[3]), (sc, su, sv, su, sv, ss),
+                                 writeable=False)
+            cv[:, pi::g.sh, pj::g.sw] = shifted
     return cv
 
 
@@ -135,7 +173,7 @@ def _group_sizes(layer, geo):
 
 def forward(layer, x):
     """y (N, F, OH, OW); saves the input only."""
-    geo = geometry(layer, x.shape)
+    geo = geometry(layer, x.shape, x.itemsize)
     g, fg, k, L = _group_sizes(layer, geo)
     f = layer.out_channels
     wgt = layer.weight.data.reshape(g, fg, k)  # (G, F/G, K)
@@ -145,7 +183,7 @@ def forward(layer, x):
 
     def work(start, stop, tid):
         buf = _Chunk(layer, geo, x.dtype, tid)
-        for a, b in runtime.chunks(start, stop, geo.chunk):
+        for a, b in runtime.even_chunks(start, stop, geo.chunk):
             m = b - a
             cv, pv, ov = buf.views(m)
             _im2col_chunk(x, a, b, geo, cv, pv, buf.plan)
@@ -163,7 +201,7 @@ def forward(layer, x):
 def backward(layer, saved, dout):
     """dx (N, C, H, W), or None when the layer does not need it; adds into weight.grad and bias.grad."""
     x = saved.x
-    geo = geometry(layer, x.shape)
+    geo = geometry(layer, x.shape, x.itemsize)
     g, fg, k, L = _group_sizes(layer, geo)
     f = layer.out_channels
     need_dx = layer.input_grad
@@ -177,7 +215,7 @@ def backward(layer, saved, dout):
         dw = np.zeros((g, fg, k), dtype=x.dtype)
         db = np.zeros(f, dtype=x.dtype)
         tmp = np.empty((k, fg), dtype=x.dtype)
-        for a, b in runtime.chunks(start, stop, geo.chunk):
+        for a, b in runtime.even_chunks(start, stop, geo.chunk):
             m = b - a
             cv, pv, dyv = buf.views(m)
             _im2col_chunk(x, a, b, geo, cv, pv, buf.plan)  # recomputed: cheaper than storing it

@@ -63,6 +63,18 @@ def chunks(start, stop, size):
         yield a, min(a + size, stop)
 
 
+def even_chunks(start, stop, most):
+    """(a, b) pieces of range(start, stop): as few as hold at most ``most`` items each, of equal
+    sizes (they differ by at most one). ``chunks`` would end on a sliver: 64 samples in chunks of
+    62 leave a last chunk of 2, whose GEMM runs far below the rate of the others."""
+    total = stop - start
+    if total <= 0:
+        return
+    count = -(-total // max(1, most))
+    for k in range(count):
+        yield start + total * k // count, start + total * (k + 1) // count
+
+
 # ---------------------------------------------------------------------------------------
 # BLAS: the OpenBLAS library NumPy loaded, its thread count and its raw GEMM
 # ---------------------------------------------------------------------------------------
