@@ -17,6 +17,7 @@ Where none can be loaded the tests skip, with the reason; with ``MINIALEX_REQUIR
 .ci/run) they fail instead, so CI cannot pass without having compiled the kernels.
 """
 
+import concurrent.futures
 import ctypes
 import ctypes.util
 import functools
@@ -260,12 +261,25 @@ def variants():
     return out
 
 
-@functools.lru_cache(maxsize=None)
-def compile_variant(nvrtc, key, dtype, arch):
+def _compile_one(nvrtc, key, dtype, arch):
     spec = SPECS[key]
     source = cuda_source(spec, FLOATS.get(dtype, "float"))
     ok, log, cubin = nvrtc.compile(source, spec[3], options(arch))
     return source, ok, log, cubin
+
+
+@functools.lru_cache(maxsize=None)
+def compile_all(nvrtc):
+    """{(key, dtype, arch): (source, ok, log, cubin bytes)} of every variant, compiled on a few
+    threads at once (NVRTC compiles programs concurrently; ctypes lets go of the GIL meanwhile)."""
+    jobs = [(key, dtype, arch) for key, dtype in variants() for arch in ARCHS]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda job: _compile_one(nvrtc, *job), jobs)
+        return dict(zip(jobs, results))
+
+
+def compile_variant(nvrtc, key, dtype, arch):
+    return compile_all(nvrtc)[(key, dtype, arch)]
 
 
 def test_every_kernel_is_found():
