@@ -43,7 +43,9 @@ def export_metadata(config, classes, names, preprocess, mean_rgb, source):
     """The text entries both exports carry (safetensors metadata, ONNX metadata_props).
 
     ``preprocess`` is the checkpoint's {"resize", "crop"}; ``mean_rgb`` the three channel means
-    (0..255) that are subtracted from an RGB image before it enters the network.
+    (0..255) that are subtracted from an RGB image before it enters the network. ``classes`` and
+    ``names`` may be None (a file that came without them, like Caffe's ONNX graph): they are then
+    written as JSON null, not made up, so a later import checks the class count only.
     """
     cfg = AlexNetConfig.from_dict(config)
     pre = {"resize": int(preprocess["resize"]), "crop": int(preprocess["crop"]),
@@ -56,8 +58,9 @@ def export_metadata(config, classes, names, preprocess, mean_rgb, source):
            "formula": "b = a / (k + alpha_on_sum * sum of a^2 over size channels) ** beta; PyTorch and ONNX "
                       "take alpha_per_size" + ("; windows stop at the boundary between the two columns' halves"
                                                if cfg.lrn_per_column else "; windows span all channels")}
-    return {"format": FORMAT, "model_config": json.dumps(cfg.to_dict()), "classes": json.dumps(list(classes)),
-            "names": json.dumps(list(names)), "preprocess": json.dumps(pre), "lrn": json.dumps(lrn),
+    listed = lambda values: None if values is None else list(values)  # noqa: E731
+    return {"format": FORMAT, "model_config": json.dumps(cfg.to_dict()), "classes": json.dumps(listed(classes)),
+            "names": json.dumps(listed(names)), "preprocess": json.dumps(pre), "lrn": json.dumps(lrn),
             "source": str(source)}
 
 
@@ -171,7 +174,7 @@ def export_checkpoint(source, out):
         raise CheckpointError(f"{path} lacks the channel means (stats/mean_rgb) that its preprocessing needs")
     config = meta["model_config"]
     state = checked_state(config, split_state(arrays)[0], path)
-    classes = meta.get("classes") or [f"class {i}" for i in range(config["num_classes"])]
+    classes = meta.get("classes")
     names = meta.get("names") or classes
     pre = meta.get("preprocess") or {}
     if "resize" not in pre or "crop" not in pre:

@@ -4,6 +4,7 @@ graph in the ONNX model zoo's layout (tests/interop/zoo.py, written here since t
 cannot be downloaded) imports into it and matches onnxruntime on the same image in BGR, and
 graphs of other networks are refused in one line, exit code 2."""
 
+import importlib.util
 import os
 
 import numpy as np
@@ -96,6 +97,13 @@ def test_a_zoo_graph_imports_into_the_caffe_preset_and_matches_onnxruntime(zoo_f
     np.testing.assert_array_equal(arrays["model/fc6.weight"], params["fc6"][0])
     np.testing.assert_array_equal(arrays["model/conv1.weight"], params["conv1"][0][:, ::-1])  # BGR -> RGB
     net = AlexNet.from_config(cfg, dtype=np.float32).load_state_dict(split_state(arrays)[0]).eval()
+    if importlib.util.find_spec("safetensors") is not None:  # converted for PyTorch: RGB, no made-up classes
+        from minialex.interop import export_checkpoint
+        out = path.parent / "caffe.safetensors"
+        export_checkpoint(path, out)
+        again, again_meta = read_weights(out)
+        assert again_meta["classes"] is None and again_meta["model_config"] == cfg
+        np.testing.assert_array_equal(again["model/conv1.weight"], arrays["model/conv1.weight"])
 
     # onnxruntime runs the zoo graph at 227 (where Caffe's network is defined) on the BGR image;
     # fc8_1 are its logits, before the Softmax.
