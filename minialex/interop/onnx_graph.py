@@ -13,6 +13,7 @@ conv1_w_0 ..., a Reshape before fc6, Dropout and Softmax nodes). A graph without
 metadata is taken to be Caffe's: BGR input minus Caffe's ImageNet mean. docs/interop.md.
 """
 
+import importlib
 from dataclasses import replace
 
 import numpy as np
@@ -31,8 +32,10 @@ OP = {"conv": "Conv", "relu": "Relu", "lrn": "LRN", "pool": "MaxPool", "flatten"
 
 
 def _onnx(why):
+    """The onnx package with its helper and numpy_helper submodules loaded, or one line naming it."""
     onnx = require("onnx", "onnx", why)
-    from onnx import helper, numpy_helper  # noqa: F401  (submodules the callers use)
+    importlib.import_module("onnx.helper")
+    importlib.import_module("onnx.numpy_helper")
     return onnx
 
 

@@ -119,8 +119,7 @@ def build_module(config="imagenet", dtype=None, **fields):
     """A torch.nn.Module of the network a preset name, AlexNetConfig or ``model.config`` dict
     describes (fields override it), with PyTorch's default initialisation; load weights into it.
     Returned in evaluation mode."""
-    torch = require_torch()
-    module_class, _ = _module_classes()
+    module_class, _ = _module_classes()  # imports torch, or fails in one line
     module = module_class(_config(config, **fields))
     if dtype is not None:
         module = module.to(dtype)
