@@ -711,17 +711,6 @@ def _register_minialex_twins():
     from minialex.kernels.cuda import lrn as k_lrn
     from minialex.kernels.cuda import pool as k_pool
 
-    @twin("minialex_im2col")
-    def _(p):
-        n, c, h, w = p["x"].shape
-        p["out"][...] = k_im2col.im2col_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]), (p["PH"], p["PW"]))
-
-    @twin("minialex_col2im")
-    def _(p):
-        n, c = p["cols"].shape[:2]
-        p["dx"][...] = k_im2col.col2im_twin(p["cols"], (n, c, p["H"], p["W"]), (p["KH"], p["KW"]),
-                                            (p["SH"], p["SW"]), (p["PH"], p["PW"]))
-
     @twin("minialex_im2col_rows")
     def _(p):
         p["out"][...] = k_im2col.im2col_rows_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]), (p["PH"], p["PW"]))

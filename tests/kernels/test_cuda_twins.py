@@ -23,8 +23,7 @@ from minialex.nn import Conv2d, LocalResponseNorm, MaxPool2d, reference
 from minialex.nn.im2col import col2im, im2col
 
 # the twins under the names the tests used before they moved beside their kernels
-twins = SimpleNamespace(im2col=cuda_im2col.im2col_twin, col2im=cuda_im2col.col2im_twin,
-                        maxpool_forward=cuda_pool.maxpool_forward_twin,
+twins = SimpleNamespace(maxpool_forward=cuda_pool.maxpool_forward_twin,
                         maxpool_backward=cuda_pool.maxpool_backward_twin,
                         lrn_forward=cuda_lrn.lrn_forward_twin, lrn_backward=cuda_lrn.lrn_backward_twin)
 
@@ -80,57 +79,28 @@ def test_importing_kernels_does_not_import_cupy():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
-def test_rows_layout_twins(rng, shape, k, s, p):
-    """im2col_rows is im2col with the batch moved inside the rows; col2im_rows is its adjoint."""
-    x = rng.standard_normal(shape)
+def test_rows_layout_twins(rng, dtype, shape, k, s, p):
+    """The twins against the reference's im2col/col2im (minialex/nn/im2col.py): im2col_rows is
+    im2col with the batch moved inside the rows, bit for bit; col2im_rows is its adjoint and adds
+    in the reference's order."""
+    x = rng.standard_normal(shape).astype(dtype)
     rows = cuda_im2col.im2col_rows_twin(x, k, s, p)
     np.testing.assert_array_equal(rows, im2col(x, k, s, p).transpose(1, 2, 3, 0, 4, 5))
-    c = rng.standard_normal(rows.shape)
-    np.testing.assert_allclose(np.vdot(rows, c), np.vdot(x, cuda_im2col.col2im_rows_twin(c, shape, k, s, p)),
-                               rtol=1e-12)
-    np.testing.assert_allclose(cuda_im2col.col2im_rows_twin(c, shape, k, s, p),
-                               col2im(np.ascontiguousarray(c.transpose(3, 0, 1, 2, 4, 5)), shape, k, s, p),
-                               rtol=1e-12, atol=1e-12)
+    c = rng.standard_normal(rows.shape).astype(dtype)
+    back = cuda_im2col.col2im_rows_twin(c, shape, k, s, p)
+    assert back.dtype == dtype and back.shape == shape
+    np.testing.assert_allclose(np.vdot(rows, c), np.vdot(x, back), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(back, col2im(np.ascontiguousarray(c.transpose(3, 0, 1, 2, 4, 5)), shape, k, s, p))
 
 
 def test_public_functions_run_the_twin_on_numpy(rng):
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
-    np.testing.assert_array_equal(cuda_im2col.im2col(x, (3, 3), (1, 1), (1, 1)),
-                                  twins.im2col(x, (3, 3), (1, 1), (1, 1)))
+    np.testing.assert_array_equal(cuda_im2col.im2col_rows(x, (3, 3), (1, 1), (1, 1)),
+                                  cuda_im2col.im2col_rows_twin(x, (3, 3), (1, 1), (1, 1)))
     with pytest.raises(TypeError, match="float32 or float64"):
-        cuda_im2col.im2col(x.astype(np.int32), (3, 3), (1, 1), (1, 1))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
-def test_im2col_twin(rng, dtype, shape, k, s, p):
-    x = rng.standard_normal(shape).astype(dtype)
-    got = twins.im2col(x, k, s, p)
-    want = im2col(x, k, s, p)
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)  # a pure copy: bit for bit
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
-def test_col2im_twin(rng, dtype, shape, k, s, p):
-    cols_shape = im2col(np.zeros(shape, dtype), k, s, p).shape
-    cols = rng.standard_normal(cols_shape).astype(dtype)
-    got = twins.col2im(cols, shape, k, s, p)
-    want = col2im(cols, shape, k, s, p)
-    assert got.shape == want.shape == shape and got.dtype == want.dtype
-    # same additions in the same order (kernel offsets in increasing row-major order)
-    np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.parametrize("shape,k,s,p", CONV_CASES)
-def test_col2im_twin_is_adjoint_of_im2col_twin(rng, shape, k, s, p):
-    x = rng.standard_normal(shape)
-    cols = twins.im2col(x, k, s, p)
-    c = rng.standard_normal(cols.shape)
-    np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, twins.col2im(c, shape, k, s, p)),
-                               rtol=1e-12)
+        cuda_im2col.im2col_rows(x.astype(np.int32), (3, 3), (1, 1), (1, 1))
 
 
 def _pool_input(rng, shape, dtype, ties):

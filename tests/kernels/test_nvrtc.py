@@ -39,8 +39,8 @@ CTYPES = {
     "uint64": "unsigned long long", "float32": "float", "float64": "double",
 }
 REQUIRE = os.environ.get("MINIALEX_REQUIRE_NVRTC", "") not in ("", "0")
-KNOWN_KERNELS = {"minialex_im2col", "minialex_col2im", "minialex_maxpool_fwd", "minialex_maxpool_bwd",
-                 "minialex_lrn_fwd", "minialex_lrn_bwd"}
+KNOWN_KERNELS = {"minialex_im2col_rows", "minialex_col2im_rows", "minialex_maxpool_fwd", "minialex_maxpool_bwd",
+                 "minialex_lrn_fwd", "minialex_lrn_bwd", "minialex_dropout_mask", "minialex_sgd"}
 
 
 # ---------------------------------------------------------------------------------------------

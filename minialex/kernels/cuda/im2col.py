@@ -1,63 +1,15 @@
 """im2col and col2im as CUDA kernels, one launch each (the reference in minialex/nn/im2col.py
 makes one copy per kernel offset: 121 for conv1), with their NumPy twins.
 
-Two layouts of the columns: ``im2col`` gives the reference's (N, C, KH, KW, OH, OW);
-``im2col_rows`` gives (C, KH, KW, N, OH, OW), the batch inside each row, so that a group's
-columns are one (C/G*KH*KW, N*OH*OW) matrix and the convolution is one GEMM per group
-(minialex/kernels/cuda/conv.py). Conventions of this folder: elementwise.py."""
+The columns are laid out as (C, KH, KW, N, OH, OW), the batch inside each row (the reference's
+are (N, C, KH, KW, OH, OW)), so that a group's columns are one (C/G*KH*KW, N*OH*OW) matrix and the
+convolution is one GEMM per group (minialex/kernels/cuda/conv.py). Conventions of this folder:
+elementwise.py."""
 
 import numpy as np
 
 from ... import backend
-from .elementwise import check_float, covering, kernel, on_gpu, out_size, unravel_plane
-
-IM2COL = (
-    "raw T x, int64 H, int64 W, int64 KH, int64 KW, int64 OH, int64 OW, "
-    "int64 SH, int64 SW, int64 PH, int64 PW",
-    "T out",
-    """
-    // out[nc, ki, kj, oh, ow] = x_padded[nc, oh*SH + ki, ow*SW + kj]
-    const ptrdiff_t ow = i % OW;
-    ptrdiff_t r = i / OW;
-    const ptrdiff_t oh = r % OH;  r /= OH;
-    const ptrdiff_t kj = r % KW;  r /= KW;
-    const ptrdiff_t ki = r % KH;
-    const ptrdiff_t nc = r / KH;
-    const ptrdiff_t h = oh * SH + ki - PH;
-    const ptrdiff_t w = ow * SW + kj - PW;
-    out = (h >= 0 && h < H && w >= 0 && w < W) ? x[(nc * H + h) * W + w] : (T)0;
-    """,
-    "minialex_im2col",
-)
-
-COL2IM = (
-    "raw T cols, int64 H, int64 W, int64 KH, int64 KW, int64 OH, int64 OW, "
-    "int64 SH, int64 SW, int64 PH, int64 PW",
-    "T dx",
-    """
-    // dx[nc, h, w] = sum of cols[nc, ki, kj, oh, ow] over oh*SH + ki == h + PH, ow*SW + kj == w + PW.
-    // Kernel rows ki that can reach padded row hp are hp % SH, hp % SH + SH, ... (<= hp, < KH),
-    // visited in increasing order, the order in which the reference col2im adds them.
-    const ptrdiff_t w = i % W;
-    ptrdiff_t r = i / W;
-    const ptrdiff_t h = r % H;
-    const ptrdiff_t nc = r / H;
-    const ptrdiff_t hp = h + PH, wp = w + PW;
-    T acc = 0;
-    for (ptrdiff_t ki = hp % SH; ki < KH && ki <= hp; ki += SH) {
-        const ptrdiff_t oh = (hp - ki) / SH;
-        if (oh >= OH) continue;
-        for (ptrdiff_t kj = wp % SW; kj < KW && kj <= wp; kj += SW) {
-            const ptrdiff_t ow = (wp - kj) / SW;
-            if (ow >= OW) continue;
-            acc += cols[(((nc * KH + ki) * KW + kj) * OH + oh) * OW + ow];
-        }
-    }
-    dx = acc;
-    """,
-    "minialex_col2im",
-)
-
+from .elementwise import check_float, covering, kernel, on_gpu, out_size
 
 IM2COL_ROWS = (
     "raw T x, int64 N, int64 C, int64 H, int64 W, int64 KH, int64 KW, int64 OH, int64 OW, "
@@ -107,44 +59,6 @@ COL2IM_ROWS = (
     "minialex_col2im_rows",
 )
 
-def im2col(x, kernel_size, stride, padding, out=None):
-    """(N, C, H, W) -> (N, C, KH, KW, OH, OW), out[n, c, i, j, oh, ow] = x_pad[n, c, oh*s + i, ow*s + j].
-    ``out`` may be a C-contiguous buffer of that shape (reused across steps)."""
-    check_float(x, "im2col")
-    xp = backend.get_array_module(x)
-    x = xp.ascontiguousarray(x)
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    shape = (n, c, kh, kw, oh, ow)
-    if out is None:
-        out = xp.empty(shape, dtype=x.dtype)
-    elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"im2col: out must be a C-contiguous {x.dtype} array of shape {shape}")
-    if on_gpu(x):
-        kernel(IM2COL)(x, h, w, kh, kw, oh, ow, sh, sw, ph, pw, out)
-    else:
-        out[...] = im2col_twin(x, kernel_size, stride, padding)
-    return out
-
-
-def col2im(cols, input_shape, kernel_size, stride, padding):
-    """Adjoint of im2col as a deterministic gather: one thread per input pixel sums its columns."""
-    check_float(cols, "col2im")
-    xp = backend.get_array_module(cols)
-    cols = xp.ascontiguousarray(cols)
-    n, c, h, w = input_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    oh, ow = cols.shape[4], cols.shape[5]
-    if cols.shape[:4] != (n, c, kh, kw):
-        raise ValueError(f"col2im: cols of shape {cols.shape} do not match {input_shape}, kernel {kernel_size}")
-    if not on_gpu(cols):
-        return col2im_twin(cols, input_shape, kernel_size, stride, padding)
-    dx = xp.empty((n, c, h, w), dtype=cols.dtype)
-    kernel(COL2IM)(cols, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dx)
-    return dx
-
-
 def im2col_rows(x, kernel_size, stride, padding):
     """(N, C, H, W) -> (C, KH, KW, N, OH, OW): the columns with the batch inside each row."""
     check_float(x, "im2col_rows")
@@ -179,49 +93,6 @@ def col2im_rows(cols, input_shape, kernel_size, stride, padding):
 # ---------------------------------------------------------------------------------------
 # NumPy twins: the kernels' index arithmetic, line by line, vectorised over the threads
 # ---------------------------------------------------------------------------------------
-def im2col_twin(x, kernel_size, stride, padding):
-    """Twin of IM2COL: one "thread" per element of (N, C, KH, KW, OH, OW)."""
-    x = np.ascontiguousarray(x)
-    n, c, H, W = x.shape
-    (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
-    OH, OW = out_size(H, KH, SH, PH), out_size(W, KW, SW, PW)
-    shape = (n, c, KH, KW, OH, OW)
-    i = np.arange(int(np.prod(shape)), dtype=np.int64)
-    ow = i % OW
-    r = i // OW
-    oh = r % OH
-    r //= OH
-    kj = r % KW
-    r //= KW
-    ki = r % KH
-    nc = r // KH
-    h = oh * SH + ki - PH
-    w = ow * SW + kj - PW
-    inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)
-    src = np.where(inside, (nc * H + h) * W + w, 0)  # clamp the index of padding threads
-    out = np.where(inside, x.ravel()[src], x.dtype.type(0))
-    return out.reshape(shape)
-
-
-def col2im_twin(cols, input_shape, kernel_size, stride, padding):
-    """Twin of COL2IM: one "thread" per input pixel gathers the columns that cover it."""
-    cols = np.ascontiguousarray(cols)
-    n, c, H, W = input_shape
-    (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
-    OH, OW = cols.shape[4], cols.shape[5]
-    flat = cols.ravel()
-    i = np.arange(n * c * H * W, dtype=np.int64)
-    nc, h, w = unravel_plane(i, H, W)
-    hp, wp = h + PH, w + PW
-    acc = np.zeros(i.shape, dtype=cols.dtype)
-    for ok_h, ki, oh in covering(hp, SH, KH, OH, np):
-        for ok_w, kj, ow in covering(wp, SW, KW, OW, np):
-            ok = ok_h & ok_w
-            src = np.where(ok, (((nc * KH + ki) * KW + kj) * OH + oh) * OW + ow, 0)
-            acc[ok] += flat[src[ok]]
-    return acc.reshape(input_shape)
-
-
 def im2col_rows_twin(x, kernel_size, stride, padding):
     """Twin of IM2COL_ROWS: one "thread" per element of (C, KH, KW, N, OH, OW)."""
     x = np.ascontiguousarray(x)
