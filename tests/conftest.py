@@ -16,7 +16,8 @@ _CUPY_OK = backend.cupy_available()
 def pytest_collection_modifyitems(config, items):
     if _CUPY_OK:
         return
-    skip = pytest.mark.skip(reason="needs CuPy and a CUDA GPU (pip install \"minialex[cuda12]\")")
+    why = getattr(backend, "cupy_unavailable_reason", lambda: None)() or "needs CuPy and a CUDA GPU"
+    skip = pytest.mark.skip(reason=why)  # the backend's own line: what is missing and what to install
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

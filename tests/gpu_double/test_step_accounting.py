@@ -164,3 +164,33 @@ def test_uploader_copies_from_pinned_memory_on_its_own_stream():
         assert len(ledger.host_to_device) == 5 and all(pinned for _, pinned in ledger.host_to_device)
         up.upload(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))  # a new shape: new buffers
         assert up.dev[1].shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("devices", [None, (0, 1)], ids=["one-device", "0,1"])
+def test_the_cupy_path_computes_the_numpy_step(devices):
+    """Two SGD steps on the double (every CUDA kernel computed by its twin, every transfer and
+    upload as on a GPU) give the NumPy run's losses and weights, float64."""
+    def two_steps(xp):
+        model = AlexNet(preset="tiny", devices=devices, dtype=np.float64, init_std=0.2, lrn_alpha=0.5)
+        if xp is not np:
+            model.to(xp, device_id=None if devices else 0)
+        opt = SGD(list(model.named_parameters()), lr=0.05)
+        loss_fn = nn.SoftmaxCrossEntropy()
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((4, 3, 24, 24)), rng.integers(0, 4, 4)
+        losses = []
+        for _ in range(2):
+            with backend.device(xp, 0):
+                loss = loss_fn.forward(model.forward(backend.to_backend(x, xp, 0)), backend.to_backend(y, xp, 0))
+                opt.zero_grad()
+                model.backward(loss_fn.backward())
+                opt.step()
+            losses.append(float(loss))
+        return losses, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
+
+    want_losses, want = two_steps(np)
+    with accounting_cupy.install(2):
+        got_losses, got = two_steps(backend.get_backend("cupy"))
+    np.testing.assert_allclose(got_losses, want_losses, rtol=1e-12)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-13, err_msg=name)
