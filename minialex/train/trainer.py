@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .. import backend
 from ..nn import SoftmaxCrossEntropy, softmax
 from ..optim import SGD
+from ..models import AlexNetConfig
 from .checkpoint import (BEST, LATEST, CheckpointError, copy_checkpoint, load_checkpoint, read_meta,
                          save_checkpoint, split_state)
 from .metrics import Average, topk_correct
@@ -129,6 +130,10 @@ def check_resumable(model, classes, arrays, meta, path):
     these classes: the architecture fields and shapes that differ, or the classes that do."""
     model_state, _ = split_state(arrays)
     saved_config = meta.get("model_config")
+    try:  # fields added since the checkpoint was written take their defaults, which match its network
+        saved_config = AlexNetConfig.from_dict(saved_config).to_dict()
+    except (TypeError, ValueError):
+        pass  # not a config this version reads: reported as a difference below
     if saved_config != model.config:
         diffs = config_differences(saved_config, model.config)
         shapes = shape_differences(model_state, model.state_dict())

@@ -64,3 +64,14 @@ def test_checkpoint_written_before_the_redesign_still_loads(devices):
     if devices is None:  # the momentum names are the single-device parameter names
         opt.load_state_dict({k[len("momentum/"):]: v for k, v in arrays.items() if k.startswith("momentum/")})
         assert any(np.abs(v).max() > 0 for v in opt.velocities)
+
+
+def test_checkpoint_from_before_new_config_fields_resumes():
+    """A checkpoint's model_config written before a field was added (lrn_per_column, ...) still
+    describes the same network: resuming it is not refused as 'another network'."""
+    from minialex.train.trainer import check_resumable
+
+    arrays, meta = load_checkpoint(OLD_CHECKPOINT)
+    assert "lrn_per_column" not in meta["model_config"]  # written before the field existed
+    model = AlexNet.from_config(meta["model_config"])
+    check_resumable(model, meta["classes"], arrays, meta, OLD_CHECKPOINT)  # does not raise
