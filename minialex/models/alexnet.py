@@ -100,9 +100,12 @@ class OneDevice:
                     # groups=1 for Caffe's LRN over all the channels (the caffe preset)
                     yield name, make.follower(kind, lrn_groups=2 if make.cfg.lrn_per_column else 1)
 
-    def forward(self, net, x):
-        for layer in net.children():
+    def forward(self, net, x, upto=None):
+        """The layers in order, stopping after the one named ``upto`` (None: all of them)."""
+        for name, layer in net.named_children():
             x = layer.forward(x)
+            if name == upto:
+                break
         return x
 
     def backward(self, net, dout):
@@ -229,27 +232,7 @@ class AlexNet(Module):
         if upto not in names:
             raise ValueError(f"AlexNet.features: no layer {upto!r}; the layers are {', '.join(names)}")
         self._check_input(x)
-        if self.devices is None:
-            for name in names[:names.index(upto) + 1]:
-                x = getattr(self, name).forward(x)
-            return x
-        if upto == names[-1]:
-            return self.forward(x)  # the classifier is whole on column A: the logits
-        # Two columns: the placement's own plan, stopped after ``upto`` (its steps are the
-        # forward pass's; see TwoColumns.forward).
-        place = self.placement
-        place._xp = place.xp(self)
-        place.transfers["input"] += 2
-        hs = [backend.to_backend(x, place._xp, d) for d in place.devices]
-        for step, name in place.plan:
-            if step == "exchange":
-                hs = place._exchange(hs)
-                continue
-            hs = getattr(self, name).forward(hs, place.where)
-            if name == upto:
-                with place.where(0):
-                    return place._xp.concatenate([hs[0], place.transfer(hs[1], 0)], axis=1)
-        raise RuntimeError(f"AlexNet.features: the two-column plan never reached {upto!r}")
+        return self.placement.forward(self, x, upto=upto)
 
     # -- placement, dtype and state ---------------------------------------------------
     def to(self, backend=None, dtype=None, device_id=None):

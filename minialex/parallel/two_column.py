@@ -227,8 +227,11 @@ class TwoColumns:
             dhb = db[:, k:] + self.transfer(da[:, k:], 1)
         return [dha, dhb]
 
-    def forward(self, net, x):
-        """x (N, C, S, S) -> logits (N, num_classes) on devices[0]; 7 column transfers."""
+    def forward(self, net, x, upto=None):
+        """x (N, C, S, S) -> logits (N, num_classes) on devices[0]; 7 column transfers.
+
+        ``upto``: stop after the layer of that name and return its output with the two halves
+        joined on column A's device, A's first (the single-device network's output there)."""
         self._xp = self.xp(net)
         # The batch goes to both devices (data placement, not a column transfer). No copy is
         # needed where it already is: neither column writes into its input.
@@ -239,6 +242,9 @@ class TwoColumns:
                 hs = self._exchange(hs)
             elif step == "columns":
                 hs = getattr(net, name).forward(hs, self.where)
+                if name == upto:
+                    with self.where(0):
+                        return self._xp.concatenate([hs[0], self.transfer(hs[1], 0)], axis=1)
             else:  # the classifier: (N, F) on A, both fc7 halves
                 with self.where(0):
                     h = self._xp.concatenate([hs[0], self.transfer(hs[1], 0)], axis=1)
