@@ -314,6 +314,63 @@ def test_linear_fast_grad_accumulation(dtype, layout, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 7, 5), (9, 13, 11), (1, 3, 2)])  # (batch, in, out)
+@pytest.mark.parametrize("split", ["calling-thread", "all-threads"])
+def test_linear_fast_products_split_over_threads(shape, split, dtype, threads, monkeypatch):
+    """The three products of Linear's kernel, on the calling thread (a small layer) or cut by
+    features over the threads (runtime.gemm_split, forced here with GEMM_MIN_FLOPS = 1), against the
+    reference, two steps in a row so that dW accumulates."""
+    from minialex.kernels.cpu import runtime
+
+    if split == "all-threads":
+        monkeypatch.setattr(runtime, "GEMM_MIN_FLOPS", 1)
+    n, fin, fout = shape
+    rng = np.random.default_rng(10)
+    layer = Linear(fin, fout, init_std=1.0, rng=rng, dtype=dtype)
+    x = rng.standard_normal((n, fin)).astype(dtype)
+    dy = rng.standard_normal((n, fout)).astype(dtype)
+
+    def run():
+        layer.zero_grad()
+        out = []
+        for _ in range(2):
+            out.append(layer.forward(x))
+            ran(layer, cpu_linear)
+            out.append(layer.backward(dy))
+        return out + [layer.weight.grad.copy(), layer.bias.grad.copy()]
+
+    assert_close(*both_paths(monkeypatch, run), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("blas", ["openblas", "numpy"])
+def test_runtime_gemm_on_windows_of_wider_matrices(trans_a, trans_b, beta, blas, dtype, monkeypatch):
+    """runtime.gemm: c = op(a) @ op(b) + beta c on views with row strides wider than their rows
+    (what the kernels hand it), through OpenBLAS's cblas_?gemm and through NumPy's fallback."""
+    from minialex.kernels.cpu import runtime
+
+    if blas == "numpy":
+        monkeypatch.setattr(runtime, "blas", lambda: None)
+    rng = np.random.default_rng(11)
+    m, k, n = 5, 4, 6
+    big_a = rng.standard_normal((9, 9)).astype(dtype)
+    big_b = rng.standard_normal((9, 9)).astype(dtype)
+    a = big_a[1:1 + k, 2:2 + m] if trans_a else big_a[1:1 + m, 2:2 + k]
+    b = big_b[3:3 + n, 1:1 + k] if trans_b else big_b[3:3 + k, 1:1 + n]
+    big_c = rng.standard_normal((8, 10)).astype(dtype)
+    c0 = big_c.copy()
+    c = big_c[1:1 + m, 3:3 + n]
+    runtime.gemm(a, b, c, beta=beta, trans_a=trans_a, trans_b=trans_b)
+    want = (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c0[1:1 + m, 3:3 + n]
+    np.testing.assert_allclose(c, want, **TOL[dtype])
+    outside = np.ones(big_c.shape, bool)
+    outside[1:1 + m, 3:3 + n] = False
+    np.testing.assert_array_equal(big_c[outside], c0[outside])  # nothing outside the window moved
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("decay_biases", [True, False])
 def test_sgd_fast_equals_plain(dtype, decay_biases, threads, monkeypatch):
     monkeypatch.setattr(cpu_sgd, "BLOCK", 5)  # parameters span several blocks, the last partial

@@ -194,7 +194,7 @@ def forward(layer, x):
             # (F, L, m) -> (m, F, L): the one transposing copy, fused with the bias add
             np.add(ov.reshape(f, L, m).transpose(2, 0, 1), bias, out=y3[a:b])
 
-    runtime.run_gemm_workers(work, geo.n)
+    runtime.run_gemm_workers(work, geo.n, 2.0 * geo.n * f * k * L)
     return y, {"x": x}
 
 
@@ -237,7 +237,7 @@ def backward(layer, saved, dout):
             _col2im_chunk(dx, a, b, geo, cv, pv, buf.plan)
         partial[tid] = dw, db
 
-    runtime.run_gemm_workers(work, geo.n)
+    runtime.run_gemm_workers(work, geo.n, (4.0 if need_dx else 2.0) * geo.n * f * k * L)
     gw = layer.weight.grad.reshape(g, fg, k)
     for dw, db in partial.values():
         gw += dw

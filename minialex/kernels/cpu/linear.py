@@ -1,53 +1,68 @@
 """Linear on the CPU, fast: the reference of minialex/nn/linear.py (derived in
-docs/layers/linear.md) with the weight gradient accumulated by BLAS itself.
+docs/layers/linear.md) with the weight gradient accumulated by BLAS itself, and the products on our
+own threads.
 
 The reference writes ``weight.grad += dout.T @ x``: NumPy computes the product into a fresh
 array and then adds it, a temporary of the weight's size (151 MB for fc6) and one more pass
 over it. BLAS's GEMM computes C <- alpha A B + beta C; with beta = 1 it adds the product into
 the gradient in place, whatever the gradient held before. NumPy does not expose beta, so this
-calls the cblas_?gemm of the OpenBLAS that NumPy loaded (found by runtime.blas()), and falls
-back to the reference's two steps where there is none. Tested in tests/kernels/test_cpu.py.
+calls the cblas_?gemm of the OpenBLAS that NumPy loaded (runtime.gemm), and falls back to the
+reference's two steps where there is none.
+
+The three products run on a one-thread BLAS, split over our worker threads by output features
+(forward, dW) or input features (dX) when they are large enough (runtime.gemm_split: the paper's
+fc6 and fc7 are; every fully connected layer of the small presets is not, and runs on the calling
+thread). Left to its own threads OpenBLAS keeps them spinning after each product, which took CPU
+from the convolutions' workers that run next (docs/performance.md, round 7). Tested in
+tests/kernels/test_cpu.py.
 """
 
-import ctypes
+import numpy as np
 
 from . import runtime
-
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
-
-
-def _rows(a):
-    """Row stride of a 2-D array in elements, if BLAS can read it as row-major (unit column stride)."""
-    s0, s1 = a.strides
-    if s1 != a.itemsize or s0 % a.itemsize or s0 < a.shape[1] * a.itemsize:
-        return None
-    return s0 // a.itemsize
 
 
 def add_matmul_at_b(c, a, b):
     """c += a.T @ b in place: a (K, M), b (K, N), c (M, N), one dtype, float32 or float64."""
-    lib = runtime.blas()
-    gemm = None if lib is None else lib.gemm.get(c.dtype)
-    lda, ldb, ldc = _rows(a), _rows(b), _rows(c)
-    if gemm is None or None in (lda, ldb, ldc) or not (a.dtype == b.dtype == c.dtype) or 0 in a.shape + b.shape:
-        c += a.T @ b
-        return c
-    k, m = a.shape
-    n = b.shape[1]
-    ptr = lambda arr: ctypes.c_void_p(arr.ctypes.data)  # noqa: E731
-    gemm(ROW_MAJOR, TRANS, NO_TRANS, m, n, k, 1.0, ptr(a), lda, ptr(b), ldb, 1.0, ptr(c), ldc)
-    return c
+    return runtime.gemm(a, b, c, beta=1.0, trans_a=True)
+
+
+def _split(work, n_items, flops):
+    """work(start, stop, tid) over the features, on the workers a product of ``flops`` is worth."""
+    runtime.run_gemm_workers(work, n_items, flops)
 
 
 def forward(layer, x):
     """y = x W^T + b, as the reference; saves x."""
-    y = x @ layer.weight.data.T  # (N, in) @ (in, out) -> (N, out)
+    w = layer.weight.data  # (out, in)
+    n, fin = x.shape
+    fout = w.shape[0]
+    y = np.empty((n, fout), dtype=np.result_type(x, w))
+
+    def work(f0, f1, _t):  # y[:, f0:f1] = x @ W[f0:f1]^T
+        runtime.gemm(x, w[f0:f1], y[:, f0:f1], trans_b=True)
+
+    _split(work, fout, 2.0 * n * fin * fout)
     y += layer.bias.data
     return y, {"x": x}
 
 
 def backward(layer, saved, dout):
-    """dx = dout W; dW += dout^T x in place (one GEMM, no temporary); db += column sums."""
-    add_matmul_at_b(layer.weight.grad, dout, saved.x)  # (out, N) @ (N, in), accumulated
+    """dx = dout W; dW += dout^T x in place (one GEMM per share, no temporary); db += column sums."""
+    x, w = saved.x, layer.weight.data
+    n, fin = x.shape
+    fout = w.shape[0]
+    grad = layer.weight.grad
+    dx = np.empty((n, fin), dtype=np.result_type(dout, w))
+
+    def weight_work(f0, f1, _t):  # dW[f0:f1] += dout[:, f0:f1]^T @ x   (out, N) @ (N, in)
+        add_matmul_at_b(grad[f0:f1], dout[:, f0:f1], x)
+
+    def input_work(i0, i1, _t):  # dx[:, i0:i1] = dout @ W[:, i0:i1]   (N, out) @ (out, in)
+        runtime.gemm(dout, w[:, i0:i1], dx[:, i0:i1])
+
+    flops = 2.0 * n * fin * fout
+    _split(weight_work, fout, flops)
     layer.bias.grad += dout.sum(axis=0)
-    return dout @ layer.weight.data  # (N, out) @ (out, in)
+    _split(input_work, fin, flops)
+    return dx

@@ -66,3 +66,33 @@ def test_even_chunks_cover_the_range_in_fewest_equal_pieces(start, stop, most):
     sizes = [b - a for a, b in pieces]
     if sizes:
         assert max(sizes) <= most and max(sizes) - min(sizes) <= 1
+
+
+def test_gemm_split_gives_each_thread_enough_work(monkeypatch):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "4")
+    if runtime.blas() is None:  # no way to make BLAS single-threaded: the calling thread does it all
+        assert runtime.gemm_split(100, 1e12) == 1
+        return
+    each = runtime.GEMM_MIN_FLOPS
+    assert runtime.gemm_split(100, 0.5 * each) == 1  # under one share: the calling thread alone
+    assert runtime.gemm_split(100, 2.5 * each) == 2  # two full shares
+    assert runtime.gemm_split(100, 100 * each) == 4  # never more than the threads
+    assert runtime.gemm_split(3, 100 * each) == 3  # nor than the pieces to share out
+
+
+@pytest.mark.parametrize("preset, split", [("imagenet", {"fc6", "fc7", "fc8"}), ("cifar10", set()), ("synthetic", set()),
+                                           ("tiny", set())])
+def test_fully_connected_layers_split_only_where_the_work_pays(preset, split, monkeypatch):
+    """At batch 128 on two threads: the paper's fc6, fc7 and fc8 (1-10 GFLOP each) share their
+    products out, every fully connected layer of the small presets (under 80 MFLOP) runs on the
+    calling thread."""
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    if runtime.blas() is None:
+        pytest.skip("NumPy does not use the OpenBLAS whose threads the kernels control")
+    got = set()
+    for layer in architecture.layers(alexnet_config(preset)):
+        if layer.row.kind == "linear":
+            flops = 2.0 * 128 * layer.in_maps * layer.row.width
+            if runtime.gemm_split(layer.row.width, flops) > 1:
+                got.add(layer.row.name)
+    assert got == split
