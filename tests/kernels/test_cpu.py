@@ -37,7 +37,8 @@ def chunking(request, monkeypatch):
         monkeypatch.setattr(cpu_conv, "CACHE_BYTES", 1)  # one sample per conv chunk
         monkeypatch.setattr(cpu_conv, "GEMM_MIN_COLUMNS", 1)
         monkeypatch.setattr(cpu_pool, "BLOCK_BYTES", 64)
-        monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", 64)  # runs of 8 positions, the last partial
+        monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(cpu_lrn, "RUN_BYTES", 64)  # runs of 8 positions, the last partial
     return request.param
 
 
@@ -139,8 +140,14 @@ LRN_CASES = [(96, 5, 2, 5, 7), (7, 5, 1, 3, 3), (6, 3, 3, 4, 2), (4, 7, 2, 3, 3)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
 @pytest.mark.parametrize("case", LRN_CASES)
-def test_lrn_fast_equals_plain(case, beta, dtype, threads, chunking, monkeypatch):
+@pytest.mark.parametrize("per_block", [None, 2])
+def test_lrn_fast_equals_plain(case, beta, dtype, per_block, threads, chunking, monkeypatch):
+    """per_block=2: blocks of two whole samples, so the batch of 5 ends on a block of one."""
     c, size, groups, h, w = case
+    if per_block is not None:
+        if chunking == "small":
+            pytest.skip("per_block sets the block size itself")
+        monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", per_block * c * h * w * np.dtype(dtype).itemsize)
     rng = np.random.default_rng(2)
     layer = LocalResponseNorm(size, alpha=0.05, beta=beta, k=2.0, groups=groups)
     x = (3 * rng.standard_normal((5, c, h, w))).astype(dtype)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minialex.kernels.cpu import conv as cpu_conv
+from minialex.kernels.cpu import lrn as cpu_lrn
 from minialex.kernels.cpu import runtime
 from minialex.models import alexnet_config, architecture
 from minialex.nn import Conv2d
@@ -96,3 +97,30 @@ def test_fully_connected_layers_split_only_where_the_work_pays(preset, split, mo
             if runtime.gemm_split(layer.row.width, flops) > 1:
                 got.add(layer.row.name)
     assert got == split
+
+
+def lrn_shapes(preset):
+    """(C, P) of each LRN of a preset's network (after conv1 and conv2)."""
+    return [(layer.row.width, layer.out_side ** 2) for layer in architecture.layers(alexnet_config(preset))
+            if any(kind == "lrn" for kind, _ in layer.followers)]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batch", [1, 16, 128])
+def test_lrn_blocks_are_whole_samples_filling_the_block_size(preset, batch):
+    for c, p in lrn_shapes(preset):
+        sample = c * p * 4
+        per, step, blocks = cpu_lrn._blocks(batch, c, p, 4)
+        assert sample <= cpu_lrn.RUN_BYTES  # every preset's LRN is cut into whole samples
+        assert step == p and all((p0, p1) == (0, p) for _, _, p0, p1 in blocks)
+        assert [i for i0, i1, _, _ in blocks for i in range(i0, i1)] == list(range(batch))
+        assert per == max(1, min(batch, cpu_lrn.BLOCK_BYTES // sample))  # as many as fit, at least one
+        assert per * sample <= cpu_lrn.BLOCK_BYTES or per == 1
+
+
+def test_lrn_cuts_only_a_sample_above_run_bytes_into_runs_of_positions():
+    c, p = 64, (cpu_lrn.RUN_BYTES // (64 * 4)) * 3 + 5  # a sample of 3 runs and a bit
+    per, step, blocks = cpu_lrn._blocks(2, c, p, 4)
+    assert per == 1 and step == cpu_lrn.RUN_BYTES // (c * 4)
+    assert [(i0, p0) for i0, _, p0, _ in blocks] == [(i, a) for i in range(2) for a in range(0, p, step)]
+    assert blocks[-1][3] == p

@@ -2,11 +2,18 @@
 docs/layers/lrn.md) in cache-sized blocks on all threads. Tested against the reference in
 tests/kernels/test_cpu.py; measured in docs/performance.md.
 
-A block is one sample x all channels x all positions when that slab is at most
-BLOCK_BYTES (lrn1: 1.2 MB, lrn2: 0.75 MB), seen as (G, C/G, P). Whole samples matter:
-a block is then contiguous in x, y, scale and inv, and NumPy's SIMD loops run on it;
-on a strided run of positions (rows of m < P) the same ufuncs measured 3-4x slower per
-element (34 vs 9 us for 131K floats). Larger samples fall back to runs of positions.
+The block rule (tested in tests/kernels/test_size_rules.py). A block is whole samples x all
+channels x all positions, seen as (S, G, C/G, P): as many samples as fit in BLOCK_BYTES, and at
+least one. Whole samples matter: a block is then contiguous in x, y, scale and inv, and NumPy's
+SIMD loops run on it; on a strided run of positions (rows of m < P) the same ufuncs measured 3-4x
+slower per element (34 vs 9 us for 131K floats), and the paper's lrn1 (1.1 MB per sample) ran in
+112 ms on runs of 512 KB against 65 ms on whole samples (64 samples, 2 threads). Several samples
+per block matter for small images: a block's dozen NumPy calls then each get enough elements that
+their fixed cost, which holds the GIL, stays small next to the work; with one 42-96 KB sample per
+block the two threads ran LRN slower than one (synthetic lrn1 + lrn2: 24 ms on one thread, 32 on
+two). BLOCK_BYTES = 512 KB, half of this machine's 1 MB L2 per core, was the best size at every
+shape of the small presets on one and two threads (measured from 64 KB to 4 MB; blocks of 1-2 MB
+within 10%). Only a sample above RUN_BYTES is cut into runs of positions.
 The costs that remain are the number of passes, which are counted:
   forward  11 passes: (x sqrt(alpha))^2 (2), window sum (3), + k (1), ^-beta (4), y (1)
   backward  9 passes: d = dout s^-beta (1), t = d x / s (2), window sum (3), * x, * c2, + d (3)
@@ -16,19 +23,24 @@ import numpy as np
 
 from . import runtime
 
-BLOCK_BYTES = 2 << 20
+BLOCK_BYTES = 512 << 10
+RUN_BYTES = 2 << 20
 
 
 def _blocks(n, c, p, itemsize):
-    """(sample, p0, p1) blocks: one sample, all channels, all positions or a run of them."""
-    step = p if c * p * itemsize <= BLOCK_BYTES else max(8, BLOCK_BYTES // max(1, c * itemsize))
-    return step, [(i, a, min(a + step, p)) for i in range(n) for a in range(0, p, step)]
+    """The block rule above: (samples per block, positions per block, [(i0, i1, p0, p1), ...])."""
+    sample = c * p * itemsize
+    if sample <= RUN_BYTES:
+        per = max(1, min(n, BLOCK_BYTES // max(1, sample)))
+        return per, p, [(i0, min(i0 + per, n), 0, p) for i0 in range(0, n, per)]
+    step = max(8, RUN_BYTES // max(1, c * itemsize))
+    return 1, step, [(i, i + 1, a, min(a + step, p)) for i in range(n) for a in range(0, p, step)]
 
 
 def _window_sum_padded(ap, s, size, cg, pairs):
-    """s[g, i] = sum of ap[g, i : i + size]: the window sum of a channel-padded block.
+    """s[..., i, :] = sum of ap[..., i : i + size, :]: the window sum of a channel-padded block.
 
-    ``ap`` (G, cg + size - 1, m) holds the block between ``size // 2`` zero channels on
+    ``ap`` (S, G, cg + size - 1, m) holds the block between ``size // 2`` zero channels on
     each side of every group, so windows clip at group edges with no special cases.
     Sums of neighbouring pairs halve the shifted adds: for size 5,
     s = (a0 + a1) + (a2 + a3) + a4 is 3 passes instead of 5.
@@ -36,8 +48,8 @@ def _window_sum_padded(ap, s, size, cg, pairs):
     if size == 1:
         np.copyto(s, ap)
         return s
-    np.add(ap[:, :-1], ap[:, 1:], out=pairs)
-    terms = [pairs[:, q:q + cg] for q in range(0, size - 1, 2)] + [ap[:, size - 1:size - 1 + cg]]
+    np.add(ap[..., :-1, :], ap[..., 1:, :], out=pairs)
+    terms = [pairs[..., q:q + cg, :] for q in range(0, size - 1, 2)] + [ap[..., size - 1:size - 1 + cg, :]]
     np.add(terms[0], terms[1], out=s)
     for t in terms[2:]:
         s += t
@@ -60,12 +72,12 @@ def _neg_pow(scale, beta, out, tmp):
     return out
 
 
-def _scratch(layer, tid, g, cg, half, step, dtype):
+def _scratch(layer, tid, per, g, cg, half, step, dtype):
     """Per-thread block buffers: the channel-padded block (its pads zeroed here and never
     written afterwards), the pair sums, and one spare block."""
-    padded = runtime.buffer(layer, ("pad", tid), (g, cg + 2 * half, step), dtype, zero=True)
-    pairs = runtime.buffer(layer, ("pairs", tid), (g, cg + 2 * half - 1, step), dtype)
-    spare = runtime.buffer(layer, ("spare", tid), (g, cg, step), dtype)
+    padded = runtime.buffer(layer, ("pad", tid), (per, g, cg + 2 * half, step), dtype, zero=True)
+    pairs = runtime.buffer(layer, ("pairs", tid), (per, g, cg + 2 * half - 1, step), dtype)
+    spare = runtime.buffer(layer, ("spare", tid), (per, g, cg, step), dtype)
     return padded, pairs, spare
 
 
@@ -81,22 +93,23 @@ def forward(layer, x):
     y = np.empty_like(x3)
     scale = runtime.buffer(layer, "scale", x3.shape, x.dtype)
     inv = runtime.buffer(layer, "inv", x3.shape, x.dtype)
-    step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
+    per, step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
     root_alpha = float(np.sqrt(layer.alpha))
 
     def work(start, stop, tid):
-        padded, pairs, spare = _scratch(layer, tid, g, cg, half, step, x.dtype)
-        for i, a, b in jobs[start:stop]:
-            m = b - a
-            xs = x3[i, :, a:b].reshape(g, cg, m)  # (G, C/G, m)
-            sq = padded[:, half:half + cg, :m]
+        padded, pairs, spare = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
+        for i0, i1, a, b in jobs[start:stop]:
+            ns, m = i1 - i0, b - a
+            shape = (ns, g, cg, m)
+            xs = x3[i0:i1, :, a:b].reshape(shape)  # (S, G, C/G, m)
+            sq = padded[:ns, :, half:half + cg, :m]
             np.multiply(xs, root_alpha, out=sq)  # alpha a^2 as (sqrt(alpha) a)^2: alpha folded in
             np.square(sq, out=sq)
-            s = _window_sum_padded(padded[:, :, :m], scale[i, :, a:b].reshape(g, cg, m), size, cg,
-                                   pairs[:, :, :m])
+            s = _window_sum_padded(padded[:ns, :, :, :m], scale[i0:i1, :, a:b].reshape(shape), size, cg,
+                                   pairs[:ns, :, :, :m])
             s += layer.k
-            iv = _neg_pow(s, layer.beta, inv[i, :, a:b].reshape(g, cg, m), spare[:, :, :m])
-            np.multiply(xs, iv, out=y[i, :, a:b].reshape(g, cg, m))
+            iv = _neg_pow(s, layer.beta, inv[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
+            np.multiply(xs, iv, out=y[i0:i1, :, a:b].reshape(shape))
 
     runtime.parallel(work, len(jobs))
     return y.reshape(x.shape), {"x": x, "scale": scale.reshape(x.shape), "inv": inv.reshape(x.shape)}
@@ -110,19 +123,20 @@ def backward(layer, saved, dout):
     cg, half = c // g, size // 2
     x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, saved.scale, saved.inv, dout))  # (N, C, P)
     dx = np.empty_like(x3)
-    step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
+    per, step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
     c2 = -2.0 * layer.alpha * layer.beta
 
     def work(start, stop, tid):
-        padded, pairs, ws = _scratch(layer, tid, g, cg, half, step, x.dtype)
-        for i, a, b in jobs[start:stop]:
-            m = b - a
-            xs, ss, ivs, ds, d = (arr[i, :, a:b].reshape(g, cg, m) for arr in (x3, s3, i3, d3, dx))
+        padded, pairs, ws = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
+        for i0, i1, a, b in jobs[start:stop]:
+            ns, m = i1 - i0, b - a
+            shape = (ns, g, cg, m)
+            xs, ss, ivs, ds, d = (arr[i0:i1, :, a:b].reshape(shape) for arr in (x3, s3, i3, d3, dx))
             np.multiply(ds, ivs, out=d)  # dout_i s_i^-beta, the direct term
-            t = padded[:, half:half + cg, :m]
+            t = padded[:ns, :, half:half + cg, :m]
             np.multiply(d, xs, out=t)
             t /= ss  # dout_j a_j s_j^(-beta-1)
-            w = _window_sum_padded(padded[:, :, :m], ws[:, :, :m], size, cg, pairs[:, :, :m])
+            w = _window_sum_padded(padded[:ns, :, :, :m], ws[:ns, :, :, :m], size, cg, pairs[:ns, :, :, :m])
             w *= xs
             w *= c2
             d += w
