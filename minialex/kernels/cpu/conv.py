@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import runtime
 
-# How many samples one im2col chunk holds: the size rule (tested in tests/kernels/test_conv_rule.py,
+# How many samples one im2col chunk holds: the size rule (tested in tests/kernels/test_size_rules.py,
 # measured in docs/performance.md, round 7). Two effects decide it, at every layer size:
 #
 # * The columns should stay in the caches between the im2col that writes them and the GEMMs that
