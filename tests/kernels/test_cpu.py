@@ -26,7 +26,14 @@ DTYPES = [np.float64, np.float32]
 
 @pytest.fixture(params=["1", "2", "3"], ids=lambda t: f"threads{t}")
 def threads(request, monkeypatch):
+    """The kernels on 1-3 threads. The size rules (runtime.gemm_split, runtime.parallel_workers)
+    would keep arrays this small on one thread, so here any work is worth a thread: the threaded
+    paths are the ones compared (tests/kernels/test_size_rules.py tests the rules themselves)."""
+    from minialex.kernels.cpu import runtime
+
     monkeypatch.setenv("MINIALEX_NUM_THREADS", request.param)
+    monkeypatch.setattr(runtime, "GEMM_MIN_FLOPS", 1)
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PASSES", 1)
     return int(request.param)
 
 
@@ -44,10 +51,9 @@ def chunking(request, monkeypatch):
 
 @pytest.fixture(params=["default", "small"])
 def relu_pieces(request, monkeypatch):
-    """'small': ReLU jobs of 4096 elements, all threaded, so every test array is split up."""
+    """'small': ReLU jobs of 4096 elements, so every test array is split up (threaded: see threads)."""
     if request.param == "small":
         monkeypatch.setattr(cpu_relu, "STEP", 4096)
-        monkeypatch.setattr(cpu_relu, "THREADED_MIN", 0)
     return request.param
 
 
@@ -325,12 +331,11 @@ def test_linear_fast_grad_accumulation(dtype, layout, monkeypatch):
 @pytest.mark.parametrize("split", ["calling-thread", "all-threads"])
 def test_linear_fast_products_split_over_threads(shape, split, dtype, threads, monkeypatch):
     """The three products of Linear's kernel, on the calling thread (a small layer) or cut by
-    features over the threads (runtime.gemm_split, forced here with GEMM_MIN_FLOPS = 1), against the
+    features over the threads (runtime.gemm_split, forced here through GEMM_MIN_FLOPS), against the
     reference, two steps in a row so that dW accumulates."""
     from minialex.kernels.cpu import runtime
 
-    if split == "all-threads":
-        monkeypatch.setattr(runtime, "GEMM_MIN_FLOPS", 1)
+    monkeypatch.setattr(runtime, "GEMM_MIN_FLOPS", 1 if split == "all-threads" else 1e30)
     n, fin, fout = shape
     rng = np.random.default_rng(10)
     layer = Linear(fin, fout, init_std=1.0, rng=rng, dtype=dtype)

@@ -9,7 +9,7 @@ from minialex.kernels.cpu import conv as cpu_conv
 from minialex.kernels.cpu import lrn as cpu_lrn
 from minialex.kernels.cpu import runtime
 from minialex.models import alexnet_config, architecture
-from minialex.nn import Conv2d
+from minialex.nn import Conv2d, LocalResponseNorm, MaxPool2d, ReLU
 
 PRESETS = ("imagenet", "cifar10", "synthetic", "tiny")
 
@@ -81,12 +81,12 @@ def test_gemm_split_gives_each_thread_enough_work(monkeypatch):
     assert runtime.gemm_split(3, 100 * each) == 3  # nor than the pieces to share out
 
 
-@pytest.mark.parametrize("preset, split", [("imagenet", {"fc6", "fc7", "fc8"}), ("cifar10", set()), ("synthetic", set()),
-                                           ("tiny", set())])
+@pytest.mark.parametrize("preset, split", [("imagenet", {"fc6", "fc7", "fc8"}), ("cifar10", {"fc6", "fc7"}),
+                                           ("synthetic", set()), ("tiny", set())])
 def test_fully_connected_layers_split_only_where_the_work_pays(preset, split, monkeypatch):
-    """At batch 128 on two threads: the paper's fc6, fc7 and fc8 (1-10 GFLOP each) share their
-    products out, every fully connected layer of the small presets (under 80 MFLOP) runs on the
-    calling thread."""
+    """At batch 128 on two threads: the paper's fc6-fc8 (1-10 GFLOP a product) and cifar10's fc6 and
+    fc7 (67-75 MFLOP) share their products out; cifar10's fc8 and the synthetic and tiny presets'
+    fully connected layers (under 17 MFLOP) run on the calling thread."""
     monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
     if runtime.blas() is None:
         pytest.skip("NumPy does not use the OpenBLAS whose threads the kernels control")
@@ -107,20 +107,91 @@ def lrn_shapes(preset):
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("batch", [1, 16, 128])
-def test_lrn_blocks_are_whole_samples_filling_the_block_size(preset, batch):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_lrn_blocks_are_whole_samples_filling_the_block_size(preset, batch, threads):
     for c, p in lrn_shapes(preset):
         sample = c * p * 4
-        per, step, blocks = cpu_lrn._blocks(batch, c, p, 4)
-        assert sample <= cpu_lrn.RUN_BYTES  # every preset's LRN is cut into whole samples
-        assert step == p and all((p0, p1) == (0, p) for _, _, p0, p1 in blocks)
-        assert [i for i0, i1, _, _ in blocks for i in range(i0, i1)] == list(range(batch))
+        per, step = cpu_lrn._blocks(batch, c, p, 4)
+        assert sample <= cpu_lrn.RUN_BYTES and step == p  # every preset's LRN is cut into whole samples
         assert per == max(1, min(batch, cpu_lrn.BLOCK_BYTES // sample))  # as many as fit, at least one
-        assert per * sample <= cpu_lrn.BLOCK_BYTES or per == 1
+        shares = [(batch * t // threads, batch * (t + 1) // threads) for t in range(threads)]  # runtime.parallel
+        blocks = [blk for a, b in shares for blk in cpu_lrn._thread_blocks(a, b, per, step, p)]
+        assert [i for i0, i1, _, _ in blocks for i in range(i0, i1)] == list(range(batch))
+        assert all((p0, p1) == (0, p) for _, _, p0, p1 in blocks)
+        for a, b in shares:  # a thread's blocks are equal and as few as hold its share
+            sizes = [i1 - i0 for i0, i1, _, _ in cpu_lrn._thread_blocks(a, b, per, step, p)]
+            assert len(sizes) == (-(-(b - a) // per) if b > a else 0)
+            assert not sizes or (max(sizes) <= per and max(sizes) - min(sizes) <= 1)
 
 
 def test_lrn_cuts_only_a_sample_above_run_bytes_into_runs_of_positions():
     c, p = 64, (cpu_lrn.RUN_BYTES // (64 * 4)) * 3 + 5  # a sample of 3 runs and a bit
-    per, step, blocks = cpu_lrn._blocks(2, c, p, 4)
+    per, step = cpu_lrn._blocks(2, c, p, 4)
     assert per == 1 and step == cpu_lrn.RUN_BYTES // (c * 4)
+    blocks = cpu_lrn._thread_blocks(0, 2, per, step, p)
     assert [(i0, p0) for i0, _, p0, _ in blocks] == [(i, a) for i in range(2) for a in range(0, p, step)]
     assert blocks[-1][3] == p
+
+
+def test_parallel_workers_give_each_thread_enough_passes(monkeypatch):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "4")
+    each = runtime.PARALLEL_MIN_PASSES
+    assert runtime.parallel_workers(100) == 4  # no cost given: every thread
+    assert runtime.parallel_workers(100, passes=0.9 * each) == 1
+    assert runtime.parallel_workers(100, passes=3.5 * each) == 3
+    assert runtime.parallel_workers(100, passes=100 * each) == 4
+    assert runtime.parallel_workers(2, passes=100 * each) == 2  # never more than the items
+    assert runtime.parallel_workers(100, passes=100 * each, workers=1) == 1
+    seen = []
+    runtime.parallel(lambda a, b, t: seen.append((a, b, t)), 10, passes=0.5 * each)
+    assert seen == [(0, 10, 0)]  # on the calling thread, in one call
+
+
+def followers_of_convs(preset, batch):
+    """(name, layer, input) for the ReLU, LRN and max-pool after each conv of a preset, at a batch size."""
+    cfg = alexnet_config(preset)
+    rng = np.random.default_rng(0)
+    out = []
+    for layer in architecture.layers(cfg):
+        if layer.row.kind != "conv":
+            continue
+        shape = (batch, layer.row.width, layer.out_side, layer.out_side)
+        x = rng.standard_normal(shape, dtype=np.float32)
+        for kind, name in layer.followers:
+            if kind == "relu":
+                out.append((name, ReLU(), x))
+            elif kind == "lrn":
+                out.append((name, LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=2), x))
+            elif kind == "pool":
+                out.append((name, MaxPool2d(architecture.POOL_KERNEL, architecture.POOL_STRIDE), x))
+    return out
+
+
+@pytest.mark.parametrize("preset, batch, threaded", [
+    ("tiny", 16, set()),
+    ("synthetic", 64, {"lrn1", "pool1", "lrn2", "pool2"}),
+    ("cifar10", 128, {"relu1", "lrn1", "pool1", "lrn2", "pool2", "pool5"})])
+def test_elementwise_kernels_thread_where_the_work_pays(preset, batch, threaded, monkeypatch):
+    """On two threads, which ReLU, LRN and max-pool kernels hand work to the second thread (forward
+    and backward alike): the tiny preset's at batch 16 never do; at the small presets' batch sizes
+    the LRNs and the larger pools do, and the ReLUs over at least 2M elements (cifar10's relu1, 3.1M;
+    not its relu2, 1.8M, nor synthetic's relu1 at batch 64, 1.2M)."""
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    calls = []
+    real = runtime.parallel_workers
+
+    def spy(n_items, passes=None, workers=None):
+        got = real(n_items, passes, workers)
+        calls.append(got)
+        return got
+
+    monkeypatch.setattr(runtime, "parallel_workers", spy)
+    got = set()
+    for name, layer, x in followers_of_convs(preset, batch):
+        calls.clear()
+        y = layer.forward(x)
+        layer.backward(np.ones_like(y))
+        assert calls and len(set(calls)) == 1, (name, calls)  # forward and backward agree
+        if calls[0] == 2:
+            got.add(name)
+    assert got == threaded

@@ -28,13 +28,20 @@ RUN_BYTES = 2 << 20
 
 
 def _blocks(n, c, p, itemsize):
-    """The block rule above: (samples per block, positions per block, [(i0, i1, p0, p1), ...])."""
+    """The block rule above: (samples per block, positions per block). Whole samples when one fits
+    in RUN_BYTES (as many as fit in BLOCK_BYTES, at least one), else one sample and a run of positions."""
     sample = c * p * itemsize
     if sample <= RUN_BYTES:
-        per = max(1, min(n, BLOCK_BYTES // max(1, sample)))
-        return per, p, [(i0, min(i0 + per, n), 0, p) for i0 in range(0, n, per)]
-    step = max(8, RUN_BYTES // max(1, c * itemsize))
-    return 1, step, [(i, i + 1, a, min(a + step, p)) for i in range(n) for a in range(0, p, step)]
+        return max(1, min(n, BLOCK_BYTES // max(1, sample))), p
+    return 1, max(8, RUN_BYTES // max(1, c * itemsize))
+
+
+def _thread_blocks(start, stop, per, step, p):
+    """(i0, i1, p0, p1) blocks of samples start:stop, one thread's share: equal blocks of at most
+    ``per`` whole samples (runtime.even_chunks), or runs of ``step`` positions of each sample."""
+    if step == p:
+        return [(i0, i1, 0, p) for i0, i1 in runtime.even_chunks(start, stop, per)]
+    return [(i, i + 1, a, min(a + step, p)) for i in range(start, stop) for a in range(0, p, step)]
 
 
 def _window_sum_padded(ap, s, size, cg, pairs):
@@ -93,12 +100,12 @@ def forward(layer, x):
     y = np.empty_like(x3)
     scale = runtime.buffer(layer, "scale", x3.shape, x.dtype)
     inv = runtime.buffer(layer, "inv", x3.shape, x.dtype)
-    per, step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
+    per, step = _blocks(n, c, x3.shape[2], x.itemsize)
     root_alpha = float(np.sqrt(layer.alpha))
 
     def work(start, stop, tid):
         padded, pairs, spare = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
-        for i0, i1, a, b in jobs[start:stop]:
+        for i0, i1, a, b in _thread_blocks(start, stop, per, step, x3.shape[2]):
             ns, m = i1 - i0, b - a
             shape = (ns, g, cg, m)
             xs = x3[i0:i1, :, a:b].reshape(shape)  # (S, G, C/G, m)
@@ -111,7 +118,7 @@ def forward(layer, x):
             iv = _neg_pow(s, layer.beta, inv[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
             np.multiply(xs, iv, out=y[i0:i1, :, a:b].reshape(shape))
 
-    runtime.parallel(work, len(jobs))
+    runtime.parallel(work, n, passes=11 * x.size)
     return y.reshape(x.shape), {"x": x, "scale": scale.reshape(x.shape), "inv": inv.reshape(x.shape)}
 
 
@@ -123,12 +130,12 @@ def backward(layer, saved, dout):
     cg, half = c // g, size // 2
     x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, saved.scale, saved.inv, dout))  # (N, C, P)
     dx = np.empty_like(x3)
-    per, step, jobs = _blocks(n, c, x3.shape[2], x.itemsize)
+    per, step = _blocks(n, c, x3.shape[2], x.itemsize)
     c2 = -2.0 * layer.alpha * layer.beta
 
     def work(start, stop, tid):
         padded, pairs, ws = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
-        for i0, i1, a, b in jobs[start:stop]:
+        for i0, i1, a, b in _thread_blocks(start, stop, per, step, x3.shape[2]):
             ns, m = i1 - i0, b - a
             shape = (ns, g, cg, m)
             xs, ss, ivs, ds, d = (arr[i0:i1, :, a:b].reshape(shape) for arr in (x3, s3, i3, d3, dx))
@@ -141,5 +148,5 @@ def backward(layer, saved, dout):
             w *= c2
             d += w
 
-    runtime.parallel(work, len(jobs))
+    runtime.parallel(work, n, passes=9 * x.size)
     return dx.reshape(x.shape)

@@ -20,6 +20,7 @@ import numpy as np
 from . import runtime
 
 BLOCK_BYTES = 256 << 10  # a chunk of samples is about 4 of these
+STRIDED = 4  # a strided pass costs about as much as this many contiguous ones (for runtime.parallel)
 
 
 def _chunk_samples(x):
@@ -53,7 +54,7 @@ def forward(layer, x):
     cs = _chunk_samples(x)
 
     def work(start, stop, _t):
-        for a, b in runtime.chunks(start, stop, cs):
+        for a, b in runtime.even_chunks(start, stop, cs):
             r0, r1 = a * c, b * c
             for pi in range(sh):
                 for pj in range(sw):
@@ -72,7 +73,9 @@ def forward(layer, x):
                         np.maximum(yc, flat[i % sh, j % sw, r0:r1, d:d + lw], out=yc)
             y[a:b] = yc.reshape(b - a, c, oh, wp)[:, :, :, :ow]
 
-    runtime.parallel(work, n)
+    # passes: the strided split of x and the strided copy out (each costs about four contiguous
+    # passes), and KH*KW maxima on the wide grid
+    runtime.parallel(work, n, passes=STRIDED * (x.size + y.size) + kh * kw * ywide.size)
     return y, {"phases": phases, "ywide": ywide, "x_shape": x.shape}
 
 
@@ -103,7 +106,7 @@ def backward(layer, saved, dout):
         tmp = runtime.buffer(layer, ("tmp", tid), (cs * c, lw), dt)
         dflat = dph.reshape(sh, sw, cs * c, hp * wp)
         last = (kh - 1, kw - 1)
-        for a, b in runtime.chunks(start, stop, cs):
+        for a, b in runtime.even_chunks(start, stop, cs):
             m, mc, r0 = b - a, (b - a) * c, a * c
             dph[:, :, :mc].fill(0)
             yc, r, wc, t = ywide[r0:r0 + mc], rest[:mc], won[:mc], tmp[:mc]
@@ -121,5 +124,6 @@ def backward(layer, saved, dout):
                     dst = dx[a:b, :, pi::sh, pj::sw]
                     dst[...] = dph[pi, pj, :mc, :dst.shape[2], :dst.shape[3]].reshape(dst.shape)
 
-    runtime.parallel(work, n)
+    # passes: zeroing the phase gradient, interleaving it into dx (strided), 4 per window offset
+    runtime.parallel(work, n, passes=(1 + STRIDED) * dx.size + (4 * kh * kw + 1) * ywide.size)
     return dx

@@ -38,12 +38,30 @@ def threads():
 _pool = None
 _pool_lock = threading.Lock()
 
+# When elementwise work is worth splitting over the threads: a thread's share must make at least
+# PARALLEL_MIN_PASSES element-passes (elements touched x passes over them), 0.3-1 ms of NumPy
+# loops at 0.3-1 ns each, ten or more times the 25-50 us that handing a share to a pool thread and
+# collecting it costs here. Below that the calling thread does it all: on the tiny preset at batch
+# 16 two threads took 7.4 ms a step and one thread 3.8 ms. Every preset's LRN, max-pool and conv
+# ReLUs at batch 128 are far above it (the smallest, synthetic's pool5 backward, about 4M).
+PARALLEL_MIN_PASSES = 1 << 20
 
-def parallel(fn, n_items, workers=None):
-    """Call fn(start, stop, t) on ``workers`` contiguous slices of range(n_items), in parallel
-    (t = 0, 1, ... numbers the slice, so each call can keep its own buffers)."""
-    global _pool
+
+def parallel_workers(n_items, passes=None, workers=None):
+    """Threads for ``n_items`` pieces of work making ``passes`` element-passes in all (the rule
+    above; without ``passes``, as many as there are threads and items)."""
     workers = min(workers or threads(), n_items)
+    if passes is not None:
+        workers = min(workers, int(passes // max(1, PARALLEL_MIN_PASSES)))
+    return max(1, workers)
+
+
+def parallel(fn, n_items, workers=None, passes=None):
+    """Call fn(start, stop, t) on contiguous slices of range(n_items), in parallel (t = 0, 1, ...
+    numbers the slice, so each call can keep its own buffers): on ``workers`` threads, or as many as
+    ``passes`` element-passes of work are worth (parallel_workers)."""
+    global _pool
+    workers = parallel_workers(n_items, passes, workers)
     if workers <= 1:
         fn(0, n_items, 0)
         return
@@ -197,17 +215,17 @@ def gemm_workers():
 
 # When a product is worth splitting over the threads. Handing work to a pool thread and collecting
 # it costs 25-50 us here (parallel() of a no-op on two threads: median 35 us), and a thread's share
-# should be worth 20 or more of those: at least GEMM_MIN_FLOPS, about 1 ms at one core's sgemm rate
-# (60-90 GFLOP/s on this machine). Smaller products run on the calling thread alone. Either way BLAS
-# itself runs on one thread inside the kernels: OpenBLAS's own threads keep spinning after each call
-# and took CPU from our workers (measured on the synthetic preset, batch 128, 2 threads: 346 ms of
-# CPU per step with OpenBLAS threads, 213 ms without).
-GEMM_MIN_FLOPS = 64e6
+# should be worth ten or more of those: at least GEMM_MIN_FLOPS, about 0.4 ms at one core's sgemm
+# rate (60-90 GFLOP/s on this machine). Smaller products run on the calling thread alone. Either way
+# BLAS itself runs on one thread inside the kernels: OpenBLAS's own threads keep spinning after each
+# call and took CPU from our workers (measured on the synthetic preset, batch 128, 2 threads: 346 ms
+# of CPU per step with OpenBLAS threads, 213 ms without).
+GEMM_MIN_FLOPS = 32e6
 
 
 def gemm_split(n_items, flops):
     """How many GEMM workers share ``n_items`` pieces of a product of ``flops`` (the rule above)."""
-    return max(1, min(gemm_workers(), n_items, int(flops // GEMM_MIN_FLOPS)))
+    return max(1, min(gemm_workers(), n_items, int(flops // max(1, GEMM_MIN_FLOPS))))
 
 
 def run_gemm_workers(work, n, flops=None):

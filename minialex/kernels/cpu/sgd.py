@@ -31,4 +31,4 @@ def step(params, velocities, lr, momentum, decay_of):
             vb -= t
             wb += vb
 
-    runtime.parallel(work, len(jobs))
+    runtime.parallel(work, len(jobs), passes=6 * sum(p.data.size for p in params))
