@@ -614,7 +614,7 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
         return
     if args.weights:
         net += f" from the weights of {ckpt_path}" + (" (all layers but fc8)" if args.reset_classifier else "")
-    eta = (", about 4 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
+    eta = (", about 3 minutes on 2 CPU cores" if kind == "embedded" and args.backend == "numpy"
            and args.max_images is None and not (explicit & {"epochs", "model", "batch_size", "crop_size"}) else "")
     steps = f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''}"
     print(f"minialex: training {net} on {data}; {args.epochs} epoch{'s' if args.epochs != 1 else ''} of {steps} "
