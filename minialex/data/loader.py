@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..parallel.data_parallel import batch_share
 from .errors import CorruptImageError
 from .stats import subset_indices
 from .transforms import center_crop
@@ -55,6 +56,12 @@ class DataLoader:
             'raise' raises the CorruptImageError (a DataError) naming the file.
         max_images: use only this many samples (an evenly spaced subset, so
             every class of a sorted folder appears), for smoke runs.
+        share: ``(rank, size)`` for data-parallel training: ``batch_size`` is the
+            global batch, and this process loads only its contiguous share of each
+            one (rows ``batch_share(len(batch), rank, size)``) of the same seeded
+            order, so the N processes together see what one process would. A share
+            left empty (or all skipped) is yielded as an empty batch, not dropped:
+            every process takes every step (docs/distributed.md).
 
     Epochs: ``iter(loader)`` runs epoch ``loader.epoch`` and then advances
     it, so a plain ``for`` loop per epoch sees a new order each time. Use
@@ -68,7 +75,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, transform, batch_size=128, shuffle=True, seed=0, workers=2,
-                 drop_last=False, prefetch=2, on_error="skip", max_images=None):
+                 drop_last=False, prefetch=2, on_error="skip", max_images=None, share=None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if batch_size < 1 or workers < 1 or prefetch < 0:
@@ -90,6 +97,14 @@ class DataLoader:
         self.skipped = []  # paths skipped so far in the current epoch
         # A dataset with stream() (tar shards) is read in its own order, not indexed.
         self.streaming = hasattr(dataset, "stream")
+        if share is not None:
+            rank, size = share
+            if not (0 <= rank < size):
+                raise ValueError(f"share must be (rank, size) with 0 <= rank < size, got {share}")
+            if self.streaming:
+                raise ValueError("a streaming dataset gives each process its own shards (its rank and "
+                                 "world_size); it takes no share")
+        self.share = None if share is None or share[1] == 1 else (int(share[0]), int(share[1]))
         if self.streaming:
             self._subset = None
             self._num_samples = len(dataset) if max_images is None else min(len(dataset), max_images)
@@ -273,7 +288,10 @@ class _EpochRun:
                     batch.skipped.append(r)
                     continue
                 keep.append(pos)
-            if not keep:
+            if not keep and self.loader.share is not None:  # every process takes every step
+                shape = self.shape if self.shape is not None else (0,)
+                batch.images, batch.labels = np.empty((0,) + tuple(shape), np.float32), np.empty(0, np.int64)
+            elif not keep:
                 batch.images = batch.labels = None
             elif batch.images is None:
                 # Stacking here, in a worker, keeps the copy off the training thread.
@@ -300,7 +318,12 @@ class _EpochRun:
                     break
             else:
                 refs = [int(i) for i in self.batches[self.next_submit]]
+                if self.loader.share is not None:  # this process's rows of the global batch
+                    lo, hi = batch_share(len(refs), *self.loader.share)
+                    refs = refs[lo:hi]
             batch = _Batch(refs, self.shape)
+            if not refs:  # an empty share: nothing to load
+                self._finish(batch)
             for pos, ref in enumerate(refs):
                 self.pool.submit(self._work, batch, pos, ref)
             self.pending.append(batch)

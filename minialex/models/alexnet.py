@@ -108,9 +108,11 @@ class OneDevice:
                 break
         return x
 
-    def backward(self, net, dout):
-        for layer in reversed(net.children()):
+    def backward(self, net, dout, grads_ready=None):
+        for name, layer in reversed(list(net.named_children())):
             dout = backward_reusing(layer, dout)  # a ReLU may write over dout: only it reads it
+            if grads_ready is not None:
+                grads_ready(name)
         return dout
 
     def to(self, net, xp, dtype, device_id):
@@ -213,10 +215,12 @@ class AlexNet(Module):
         self._check_input(x)
         return self.placement.forward(self, x)
 
-    def backward(self, dlogits):
+    def backward(self, dlogits, grads_ready=None):
         """dlogits (N, num_classes) -> dx (N, C, S, S), or None unless ``input_grad``; adds into
-        every ``param.grad``."""
-        return self.placement.backward(self, dlogits)
+        every ``param.grad``. ``grads_ready(name)``, if given, is called as soon as layer
+        ``name``'s backward is done (its gradients are final): data parallelism starts summing
+        them across processes there, while backward goes on below."""
+        return self.placement.backward(self, dlogits, grads_ready)
 
     def features(self, x, upto="relu7"):
         """What layer ``upto`` outputs for x (N, C, S, S), running only the layers up to it.
@@ -270,6 +274,19 @@ class AlexNet(Module):
         names and values are the same with one device and with two columns.
         """
         return {name: {"seed": int(d.seed), "calls": int(d.calls)} for name, d in self._dropouts().items()}
+
+    def set_batch_rows(self, first_row):
+        """This process's batch is rows ``first_row``.. of a larger global batch (data parallelism):
+        dropout draws exactly those rows of the global batch's masks, so N processes draw what
+        one process with the whole batch would."""
+        for d in self._dropouts().values():
+            d.first_row = int(first_row)
+
+    def skip_batch(self):
+        """Count a training forward that did not run (a process whose share of a global batch is
+        empty): the dropout counters advance as the other processes' do."""
+        for d in self._dropouts().values():
+            d.calls += 1
 
     def load_dropout_state(self, state):
         layers = self._dropouts()

@@ -32,7 +32,7 @@ def keep_threshold(p):
     return int(round(p * (1 << 24)))
 
 
-def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32, columns=None):
+def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32, columns=None, first_row=0):
     """The scaled mask m / (1 - p), m ~ Bernoulli(1 - p), of training forward number ``call``.
 
     Counter-based: element i of the (row-major) mask is kept when a hash of (seed, call, i)
@@ -40,12 +40,17 @@ def dropout_mask(seed, call, shape, p, xp=np, dtype=np.float32, columns=None):
     NumPy, on any GPU (minialex/kernels/cuda/dropout.py computes exactly this in one launch)
     and after a resume. ``columns=(start, full_width)`` gives only columns start.. of a mask
     whose rows are ``full_width`` long: the two-column network draws each half of the
-    single-device mask that way, without drawing the other half.
+    single-device mask that way, without drawing the other half. ``first_row``: the block's
+    rows are rows first_row.. of the full mask, so a data-parallel process holding samples
+    first_row.. of the global batch draws exactly their rows (minialex/parallel/data_parallel.py).
     """
     shape = tuple(shape)
     k1, k2 = mask_keys(seed, call)
     width = shape[-1] if shape else 1
     start, full_width = columns if columns is not None else (0, width)
+    # element (r, c) is element (first_row + r) * full_width + start + c of the full mask: the row
+    # offset folds into ``start`` (the hash reads the index modulo 2**32 on both paths)
+    start = (int(first_row) * full_width + start) % (1 << 32)
     scale = 1.0 / (1.0 - p)
     if (fast := fast_implementation(xp, cuda=cuda_dropout)) is not None:  # dispatch: one launch on CuPy
         return fast.mask(k1, k2, keep_threshold(p), shape, dtype, start, full_width, scale)
@@ -76,7 +81,8 @@ class Dropout(Module):
     Masks come from ``dropout_mask(seed, calls, ...)``, a counter-based hash, where
     ``calls`` counts the training forwards. The layer's whole random state is therefore two integers,
     ``seed`` and ``calls``: a checkpoint stores them and a resumed run draws the very
-    same masks.
+    same masks. ``first_row`` (0 unless data parallel) says which rows of the global batch's
+    mask this process's batch is.
     """
 
     def __init__(self, p=0.5, seed=0):
@@ -84,6 +90,7 @@ class Dropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.seed, self.calls = p, int(seed), 0
+        self.first_row = 0
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -95,7 +102,8 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self.save_for_backward(REFERENCE, mask=None)
             return x
-        mask = dropout_mask(self.seed, self.calls, x.shape, self.p, backend.get_array_module(x), x.dtype)
+        mask = dropout_mask(self.seed, self.calls, x.shape, self.p, backend.get_array_module(x), x.dtype,
+                            first_row=self.first_row)
         self.calls += 1
         self.save_for_backward(REFERENCE, mask=mask)
         return x * mask

@@ -30,6 +30,17 @@ class Parameter:
         xp = get_array_module(data)
         self.grad = xp.zeros_like(data)
 
+    def use_grad_buffer(self, view):
+        """Keep the gradient in ``view`` (zeroed here), an array of ``data``'s shape, dtype and
+        device, typically a slice of a larger flat buffer: data parallelism sums whole buffers
+        across processes (minialex/parallel/data_parallel.py). Moving the parameter with
+        ``Module.to`` gives it a gradient array of its own again."""
+        if tuple(view.shape) != tuple(self.data.shape) or view.dtype != self.data.dtype:
+            raise ValueError(f"use_grad_buffer: need shape {tuple(self.data.shape)} and dtype {self.data.dtype}, "
+                             f"got {tuple(view.shape)} {view.dtype}")
+        view[...] = 0
+        self.grad = view
+
     @property
     def shape(self):
         return self.data.shape

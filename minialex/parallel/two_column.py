@@ -84,6 +84,7 @@ class ColumnDropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.seed, self.calls = p, int(seed), 0  # the whole random state, as Dropout's
+        self.first_row = 0  # as Dropout's: the rows of the global batch this batch is
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -98,7 +99,7 @@ class ColumnDropout(Module):
             with where(col):
                 # (N, F/2): this column's units of the single-device (N, F) mask, drawn alone
                 mask = dropout_mask(self.seed, self.calls, (n, half), self.p, backend.get_array_module(h),
-                                    h.dtype, columns=(col * half, 2 * half))
+                                    h.dtype, columns=(col * half, 2 * half), first_row=self.first_row)
                 masks.append(mask)
                 out.append(h * mask)
         self.calls += 1
@@ -251,8 +252,9 @@ class TwoColumns:
                     return getattr(net, name).forward(h)
         raise RuntimeError("the two-column plan has no classifier")
 
-    def backward(self, net, dlogits):
-        """dlogits (N, num_classes) on devices[0] -> dx on devices[0] or None; 7 column transfers."""
+    def backward(self, net, dlogits, grads_ready=None):
+        """dlogits (N, num_classes) on devices[0] -> dx on devices[0] or None; 7 column transfers.
+        ``grads_ready(name)`` after each layer whose gradients are then final (both columns')."""
         self._xp = self.xp(net)
         dhs = None
         for step, name in reversed(self.plan):
@@ -266,6 +268,8 @@ class TwoColumns:
                 dhs = self._exchange_back(dhs)
             else:
                 dhs = getattr(net, name).backward(dhs, self.where)
+            if grads_ready is not None and name is not None:
+                grads_ready(name)
         dxa, dxb = dhs  # both columns read the image
         if dxa is None or dxb is None:  # conv1 skipped its input gradient (input_grad=False)
             return None

@@ -19,9 +19,11 @@ from .. import backend
 from ..nn import SoftmaxCrossEntropy, softmax
 from ..optim import SGD
 from ..models import AlexNetConfig
+from ..parallel.data_parallel import DataParallel, make_engine
+from ..parallel.world import Solo, Watchdog
 from .checkpoint import (BEST, LATEST, CheckpointError, copy_checkpoint, load_checkpoint, read_meta,
                          save_checkpoint, split_state)
-from .metrics import Average, topk_correct
+from .metrics import topk_correct
 from .plots import filter_grid, save_curves
 from .schedule import PlateauSchedule, StepSchedule
 
@@ -67,8 +69,22 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
 
 
+class StopRequested(KeyboardInterrupt):
+    """Data parallel: a process was asked to stop (Ctrl-C, SIGTERM, SIGUSR1); every process
+    learnt it at the same step."""
+
+
+class WeightsDivergedError(RuntimeError):
+    """Data parallel: the processes' weights are no longer equal (they must be, step after step)."""
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+def model_devices(model, device_id):
+    """The GPU ids a model's parameters are on: its two columns', or ``device_id`` (0 if None)."""
+    return list(model.devices) if getattr(model, "devices", None) else [0 if device_id is None else device_id]
 
 
 # -- fitting a checkpoint's weights into a model ------------------------------------------
@@ -160,18 +176,28 @@ class Trainer:
     counters, metrics so far, the class list and the model's config. The data
     order and augmentation need no saved state: the loader derives them from
     (seed, epoch, sample). Nothing is written before ``fit`` or ``save``.
+
+    Data parallel (``world`` of several processes, minialex/parallel/world.py): the loaders
+    give this process its share of every global batch; each step averages the gradients of
+    all processes (minialex/parallel/data_parallel.py) before the update, so every process
+    holds the same weights. Metrics are summed over the processes; process 0 alone writes
+    and prints. ``timeout``: seconds without progress after which the run is stopped.
     """
 
     def __init__(self, model, train_loader, val_loader, *, classes, output_dir, xp=np, device_id=None,
                  lr=0.01, momentum=0.9, weight_decay=5e-4, epochs=90, schedule="plateau", patience=3,
-                 step_size=30, log_every=20, args=None, progress=True, extra_arrays=None, extra_meta=None):
+                 step_size=30, log_every=20, args=None, progress=True, extra_arrays=None, extra_meta=None,
+                 world=None, timeout=1800.0):
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
         self.classes = list(classes)
         self.top5 = reports_top5(len(self.classes))
         self.output_dir = output_dir
         self.xp, self.device_id = xp, device_id
         self._uploaders = {}  # "images", "labels" -> backend.Uploader, made on the first CuPy batch
-        self.epochs, self.log_every, self.progress = int(epochs), max(int(log_every), 1), progress
+        self.world = world or Solo()
+        self.timeout = float(timeout)
+        self.epochs, self.log_every = int(epochs), max(int(log_every), 1)
+        self.progress = progress and self.world.is_root
         self.args = dict(args or {})
         # what inference needs besides the weights (mean image, crop sizes, class names)
         self.extra_arrays, self.extra_meta = dict(extra_arrays or {}), dict(extra_meta or {})
@@ -184,6 +210,14 @@ class Trainer:
         else:
             raise ValueError(f"unknown schedule {schedule!r}; use 'plateau' or 'step'")
         self.loss_fn = SoftmaxCrossEntropy()
+        self.data_parallel, self.engine_note = None, None
+        if self.world.size > 1:
+            engine, self.engine_note = make_engine(self.world, xp, model_devices(model, device_id))
+            self.data_parallel = DataParallel(model, self.world, engine)
+            self.data_parallel.broadcast_parameters()  # every process starts from process 0's weights
+        self.stop_signal = None  # the signal that asked a data-parallel run to stop
+        self.global_rows = 0  # images in the last global batch
+        self.watchdog = None
         self.epoch, self.step_in_epoch = 0, 0  # where the next training step starts
         self.history = []  # one dict per finished epoch (the CSV rows)
         self.best = None  # {"epoch": e, "val_top1_err": x} of the best finished epoch
@@ -214,6 +248,8 @@ class Trainer:
         return self._uploaders[what].upload(x)
 
     def _log(self, text):
+        if not self.world.is_root:
+            return
         if self.progress:
             tqdm.write(text)
         else:
@@ -224,14 +260,54 @@ class Trainer:
         """Forward, loss, backward and the SGD update on one batch; returns (loss, logits).
 
         Both come back on the device, unread: reading them is a host-device sync,
-        so the loop does it only every ``log_every`` steps.
+        so the loop does it only every ``log_every`` steps. Data parallel: see
+        ``parallel_step``.
         """
+        if self.data_parallel is not None:
+            return self.parallel_step(images, labels)
         self.model.train()
         with backend.device(self.xp, self.device_id):  # so temporaries land on the model's GPU
             logits = self.model.forward(self._to_device(images))
             loss = self.loss_fn.forward(logits, self._to_device(labels, "labels"))
             self.optimizer.zero_grad()
             self.model.backward(self.loss_fn.backward())
+            self.optimizer.step()
+        return loss, logits
+
+    def parallel_step(self, images, labels):
+        """One data-parallel step on this process's share (m of the global batch's M images).
+
+        One small exchange first, of host numbers: every process's m (so each knows M and
+        where its rows start, for dropout) and whether it was asked to stop. Then forward and
+        loss on the share; the loss gradient is scaled by m / M, so that the allreduce's sum is
+        the gradient of the whole batch's mean loss; backward hands each finished layer to the
+        allreduce; the update waits for the sums. Returns (loss, logits) of the share, or
+        (None, None) for an empty share.
+        """
+        world, dp, m = self.world, self.data_parallel, len(labels)
+        shares = world.allgather((m, self.stop_signal))
+        if any(stop is not None for _, stop in shares):
+            raise StopRequested(next(stop for _, stop in shares if stop is not None))
+        total = sum(n for n, _ in shares)
+        self.global_rows = total
+        if total == 0:  # every image of this batch was skipped, everywhere: no step, as with one process
+            return None, None
+        self.model.train()
+        loss = logits = None
+        with backend.device(self.xp, self.device_id):
+            self.optimizer.zero_grad()
+            dp.begin_step()
+            if m:
+                self.model.set_batch_rows(sum(n for n, _ in shares[:world.rank]))  # rows of the global batch
+                logits = self.model.forward(self._to_device(images))
+                loss = self.loss_fn.forward(logits, self._to_device(labels, "labels"))
+                dlogits = self.loss_fn.backward()  # (m, K), of the share's mean loss
+                if m != total:
+                    dlogits = dlogits * (m / total)  # of the global batch's mean loss
+                self.model.backward(dlogits, grads_ready=dp.grads_ready)
+            else:  # nothing to compute; the gradient sent is zero and dropout counts the step
+                self.model.skip_batch()
+            dp.finish()
             self.optimizer.step()
         return loss, logits
 
@@ -249,19 +325,23 @@ class Trainer:
         p = self._partial
         try:
             for images, labels in run:
+                self.global_rows = len(labels)
                 loss, logits = self.train_step(images, labels)
                 self.step_in_epoch += 1
-                seen += len(labels)
+                seen += self.global_rows
+                if self.watchdog is not None:
+                    self.watchdog.beat()
                 if self.step_in_epoch % self.log_every == 0 or self.step_in_epoch == total:
-                    value = float(loss)  # the one sync per logging interval
+                    # the one sync per logging interval; data parallel, summed over the processes
+                    value, top1, count = self._batch_figures(loss, logits, labels)
                     if not math.isfinite(value):
                         raise NonFiniteLossError(
                             f"loss became {value} at epoch {epoch + 1}, step {self.step_in_epoch}; "
                             f"stopped; the last good checkpoint is {self.checkpoint_path}. "
                             "Try a smaller --lr.")
-                    p["loss"] += value * len(labels)
-                    p["top1"] += topk_correct(logits, labels, ks=(1,))[0]
-                    p["count"] += len(labels)
+                    p["loss"] += value * count
+                    p["top1"] += top1
+                    p["count"] += count
                     elapsed = time.perf_counter() - t0
                     # running averages of the epoch so far: the last values equal the epoch line's
                     bar.set_postfix_str(
@@ -282,6 +362,17 @@ class Trainer:
             "data_wait_share": loader.wait_time / max(elapsed, 1e-9),
         }
 
+    def _batch_figures(self, loss, logits, labels):
+        """(mean loss, top-1 correct, images) of the last batch: the whole global batch's when
+        data parallel (the same numbers on every process)."""
+        n = len(labels) if loss is not None else 0
+        loss_sum = float(loss) * n if n else 0.0
+        top1 = topk_correct(logits, labels, ks=(1,))[0] if n else 0
+        if self.data_parallel is not None:
+            loss_sum, top1, n = self.world.sum([loss_sum, top1, n])
+        n = int(n)
+        return (loss_sum / n if n else 0.0), int(top1), n
+
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self, loader=None, epoch=0):
         """val_loss and val_top1_err (%) on ``loader`` (the validation loader by default), and
@@ -292,13 +383,17 @@ class Trainer:
         """
         loader = loader or self.val_loader
         self.model.eval()
-        loss_avg, correct1, correct5, count = Average(), 0, 0, 0
+        loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
         with deferred_interrupt():
             run = loader.epoch_iter(epoch)
         try:
             for images, labels in tqdm(run, total=len(loader), desc="validate", leave=False,
                                        disable=not self.progress, dynamic_ncols=True):
                 n = len(labels)
+                if self.watchdog is not None:
+                    self.watchdog.beat()
+                if n == 0:  # an empty share of a data-parallel batch
+                    continue
                 crops = images.shape[1] if images.ndim == 5 else 1
                 x = images.reshape(n * crops, *images.shape[-3:])  # (N*crops, 3, S, S)
                 with backend.device(self.xp, self.device_id):  # everything on the logits' device
@@ -306,14 +401,16 @@ class Trainer:
                     xp = backend.get_array_module(probs)
                     probs = probs.reshape(n, crops, -1).mean(axis=1)  # (N, K): average over crops
                     picked = probs[xp.arange(n), xp.asarray(labels)]
-                    loss_avg.update(float(-xp.log(xp.maximum(picked, 1e-30)).mean()), n)
+                    loss_sum += float(-xp.log(xp.maximum(picked, 1e-30)).sum())
                     c1, c5 = topk_correct(probs, labels, ks=(1, 5))
                 correct1, correct5, count = correct1 + c1, correct5 + c5, count + n
         finally:
             run.close()
         self.model.train()
+        if self.world.size > 1:  # each process validated its share: the counts add up
+            loss_sum, correct1, correct5, count = self.world.sum([loss_sum, correct1, correct5, count])
         count = max(count, 1)
-        result = {"val_loss": loss_avg.mean, "val_top1_err": 100.0 * (1 - correct1 / count)}
+        result = {"val_loss": loss_sum / count, "val_top1_err": 100.0 * (1 - correct1 / count)}
         if self.top5:
             result["val_top5_err"] = 100.0 * (1 - correct5 / count)
         return result
@@ -323,27 +420,86 @@ class Trainer:
         """Train from the current epoch to ``epochs``; returns the history.
 
         Ctrl-C saves a checkpoint at the current step before re-raising, so
-        ``--resume`` continues from the very batch that was interrupted.
+        ``--resume`` continues from the very batch that was interrupted. Data parallel,
+        Ctrl-C (or SIGTERM, or SIGUSR1) in any process stops every process at the same
+        step, and process 0 saves that checkpoint.
         """
-        os.makedirs(self.output_dir, exist_ok=True)
-        self._write_args()
-        self._ensure_best()
-        if self.history and not os.path.isfile(os.path.join(self.output_dir, "metrics.csv")):
-            self._write_logs()  # resumed into a new folder: its logs start complete
-        while self.epoch < self.epochs:
-            try:
-                row, improved = self._one_epoch()
-                if improved:  # the best first: a crash between the two writes leaves both consistent
-                    self.save(self.best_path, saved_as="best")
-                self.save()
-                self._write_logs()
-                self._log(self.epoch_line(row, improved))
-            except KeyboardInterrupt:
-                # The state in memory is whole at every point a Ctrl-C can land (an epoch's
-                # results are committed together in _one_epoch), so saving it is always right.
-                self.save()
-                raise TrainingInterrupted(self.checkpoint_path, self.epoch, self.step_in_epoch) from None
+        root = self.world.is_root
+        if root:
+            os.makedirs(self.output_dir, exist_ok=True)
+            self._write_args()
+            self._ensure_best()
+            if self.history and not os.path.isfile(os.path.join(self.output_dir, "metrics.csv")):
+                self._write_logs()  # resumed into a new folder: its logs start complete
+        with self._stop_signals(), self._watchdog():
+            while self.epoch < self.epochs:
+                try:
+                    row, improved = self._one_epoch()
+                    self.check_weights_equal()
+                    if root:
+                        if improved:  # the best first: a crash between the two writes leaves both consistent
+                            self.save(self.best_path, saved_as="best")
+                        self.save()
+                        self._write_logs()
+                    self._log(self.epoch_line(row, improved))
+                except KeyboardInterrupt:
+                    # The state in memory is whole at every point a Ctrl-C can land (an epoch's
+                    # results are committed together in _one_epoch), so saving it is always right.
+                    if root:
+                        self.save()
+                    self.world.barrier()  # no process ends before the checkpoint is written
+                    raise TrainingInterrupted(self.checkpoint_path, self.epoch, self.step_in_epoch) from None
         return self.history
+
+    @contextlib.contextmanager
+    def _stop_signals(self):
+        """Data parallel: Ctrl-C, SIGTERM and SIGUSR1 only note that a stop was asked for; the next
+        step's exchange tells every process, and all stop together (``StopRequested``). MPICH's
+        mpiexec passes Ctrl-C on to the processes; Open MPI's ends them within half a second
+        instead, but passes SIGUSR1 on (docs/distributed.md)."""
+        if self.world.size == 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+
+        def note(signum, frame):
+            self.stop_signal = signal.Signals(signum).name
+
+        previous = {s: signal.signal(s, note) for s in wanted}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def _watchdog(self):
+        if self.world.size == 1:
+            yield
+            return
+        self.watchdog = Watchdog(self.world, self.timeout)
+        try:
+            yield
+        finally:
+            self.watchdog.stop()
+            self.watchdog = None
+
+    def check_weights_equal(self):
+        """Data parallel: raise WeightsDivergedError unless every process holds the same weights
+        (compared through one checksum per parameter, once an epoch, before a checkpoint)."""
+        if self.world.size == 1:
+            return
+        sums = []
+        for _, p in self.model.named_parameters():
+            xp = backend.get_array_module(p.data)
+            with backend.device_of(p.data):
+                sums.append(float(xp.abs(p.data).sum(dtype=xp.float64)))  # a sync, once an epoch
+        mine = np.asarray(sums)
+        others = self.world.allgather(mine)
+        bad = [r for r, o in enumerate(others) if not np.array_equal(o, others[0])]
+        if bad:
+            raise WeightsDivergedError(f"the weights of process {bad[0]} differ from process 0's after epoch "
+                                       f"{self.epoch}; the processes no longer train one model")
 
     def _one_epoch(self):
         """Train and validate the current epoch, then commit its results to the state."""
@@ -404,7 +560,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "partial": self._partial, "history": self.history,
             "dropout": self.model.dropout_state(), "classes": self.classes,
             "model_config": self.model.config, "args": self.args, "best": self.best,
-            "saved_as": saved_as,
+            "saved_as": saved_as, "processes": self.world.size,
         })
         save_checkpoint(path or self.checkpoint_path, arrays, meta)
 
