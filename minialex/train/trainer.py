@@ -241,6 +241,9 @@ class Trainer:
         """A host batch on the model's device: on CuPy through pinned buffers on a stream of its
         own (backend.Uploader, one per kind of array), so the copy overlaps the step still
         running on the GPU and never makes the host wait."""
+        dtype = getattr(self.model, "dtype", None)
+        if what == "images" and dtype is not None and x.dtype != dtype:
+            x = x.astype(dtype)  # a float64 model (tests, checks) gets float64 images
         if self.xp is np or backend.is_cupy_array(x):
             return backend.to_backend(x, self.xp, self.device_id)
         if what not in self._uploaders:
