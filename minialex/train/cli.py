@@ -11,8 +11,10 @@ touches no file. A run never writes into a folder that holds another run
 unless --overwrite. docs/training.md.
 """
 
+import argparse
 import os
 import re
+import socket
 import statistics
 import sys
 import time
@@ -28,7 +30,10 @@ from ..models import PRESETS, AlexNet
 from ..kernels.cpu import runtime
 from .checkpoint import (BEST, LATEST, RUN_FILES, CheckpointError, describe_checkpoint, find_checkpoint,
                          load_checkpoint, read_meta, split_state)
+from . import distributed
+from .distributed import PeerFailed, Session
 from .options import EXIT_USAGE, HelpFormatter, Parser, UsageError, int_at_least, number_in, run_main
+from ..parallel.world import DistributedError, Solo
 from .predict import eval_stats
 from .trainer import (NonFiniteLossError, Trainer, TrainingInterrupted, check_resumable, class_differences,
                       load_weights, shape_differences)
@@ -64,7 +69,7 @@ WARN_PARAMS_PER_IMAGE = 1000
 # Options that do not depend on the model.
 FIXED = {"backend": "numpy", "devices": "0", "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "plateau",
          "lr_step_size": 30, "workers": min(4, os.cpu_count() or 1), "seed": 0, "stats_images": 20000,
-         "on_corrupt": "skip", "print_freq": 10, "max_images": None}
+         "on_corrupt": "skip", "print_freq": 10, "max_images": None, "timeout": 1800.0}
 # What --resume takes from the checkpoint's saved arguments when left out: everything that
 # defines the run (per-invocation choices such as --backend, -j or --print-freq are not).
 RUN_KEYS = ("data", "model") + RECIPE_KEYS + ("momentum", "weight_decay", "lr_schedule", "lr_step_size",
@@ -87,6 +92,12 @@ Ctrl-C and --resume:
 metrics:
   Errors in percent everywhere (progress bar, epoch lines, metrics.csv, curves.png,
   --test-only): train_top1_err, val_top1_err and, with more than 5 classes, val_top5_err.
+
+several processes (docs/distributed.md):
+  mpiexec -n P PROG ... trains one model on P processes (pip install -e ".[mpi]"):
+  each takes its share of every global batch of P x -b images, the gradients are
+  averaged, and the result is the one-process run's with -b P x N. Process 0 alone
+  prints and writes. Processes started with different options or data stop at once.
 """
 
 
@@ -153,7 +164,9 @@ def build_parser(dataset_kind, prog=None):
                      help="train until N epochs in all have run, counting those of a resumed checkpoint "
                           f"(default: {_recipe_help(2)})")
     opt.add_argument("-b", "--batch-size", type=int_at_least(1), metavar="N",
-                     help=f"images per SGD step (default: {_recipe_help(3)})")
+                     help=f"images per SGD step in each process: with mpiexec -n P the global batch is P x N, "
+                          f"and --lr is not scaled for you (docs/distributed.md) (default: {_recipe_help(3)}; "
+                          "with --resume, the checkpoint's global batch shared among the processes)")
     opt.add_argument("--lr", type=number_in(0, low_open=True), metavar="LR",
                      help=f"initial learning rate, > 0 (default: {_recipe_help(4, '{:g}')})")
     opt.add_argument("--momentum", type=number_in(0, 1, high_open=True), metavar="M",
@@ -199,7 +212,17 @@ def build_parser(dataset_kind, prog=None):
                     help=f"numpy on the CPU, or cupy on NVIDIA GPUs (default {FIXED['backend']})")
     hw.add_argument("--devices", metavar="IDS",
                     help="one device id, or two for the paper's two columns: '0,1' puts each on its own GPU, "
-                         f"'0,0' both on one (default {FIXED['devices']})")
+                         "'0,0' both on one. With several processes on a node (mpiexec), IDS is the layout of "
+                         "the node's first process and the process of local rank r takes it shifted by r GPUs "
+                         "per GPU it names: '0' gives process r GPU r, '0,1' gives it GPUs 2r and 2r+1 "
+                         f"(default {FIXED['devices']})")
+    hw.add_argument("--distributed", action=argparse.BooleanOptionalAction,
+                    help="data-parallel training over the processes of mpiexec (docs/distributed.md): on by "
+                         "itself when an MPI launcher started more than one process; --no-distributed makes "
+                         "each process a run of its own")
+    hw.add_argument("--timeout", type=number_in(0, low_open=True), metavar="S",
+                    help="with several processes: stop them all when no batch has finished for S seconds (a "
+                         f"process that hung or died) (default {FIXED['timeout']:g})")
     hw.add_argument("-j", "--workers", type=int_at_least(1, 256), metavar="N",
                     help=f"data-loading threads, 1 to 256 (default min(4, CPU cores), {FIXED['workers']} here)")
     hw.add_argument("--print-freq", type=int_at_least(1), metavar="N",
@@ -220,8 +243,9 @@ def parse_devices(text):
     return ids
 
 
-def _datasets(args, dataset_kind):
-    """(train set, val set, kind) for the chosen data source."""
+def _datasets(args, dataset_kind, world):
+    """(train set, val set, kind) for the chosen data source; tar shards give each of several
+    processes its own shards."""
     if dataset_kind == "cifar10":
         train, val = cifar10_datasets(args.data)
         return train, val, "cifar10"
@@ -231,7 +255,7 @@ def _datasets(args, dataset_kind):
     else:
         root, kind = args.data, "imagenet"
     from ..data import open_train_val  # ImageNet-style folders or tar shards (docs/data.md)
-    train, val = open_train_val(root)
+    train, val = open_train_val(root, rank=world.rank, world_size=world.size)
     return train, val, kind
 
 
@@ -351,7 +375,10 @@ def _resolve(args, explicit, ckpt_args, ckpt_pre, recipe_model):
         setattr(args, key, value)
 
 
-def run(argv, dataset_kind="imagenet", prog=None):
+def run(argv, dataset_kind="imagenet", prog=None, session=None):
+    """The training script. ``session`` (train/distributed.py) when mpiexec started several
+    processes: they check at start-up that they were started alike, then train one model."""
+    world = session.world if session is not None else Solo()
     args = build_parser(dataset_kind, prog).parse_args(argv)
     explicit = {k for k, v in vars(args).items() if v is not None and v is not False}
     for flag in ("ten_crop", "on_corrupt"):  # options the CIFAR script does not have
@@ -378,6 +405,7 @@ def run(argv, dataset_kind="imagenet", prog=None):
     args.backend = args.backend or FIXED["backend"]
     args.devices = args.devices or FIXED["devices"]
     devices = parse_devices(args.devices)
+    layout = args.devices
 
     # -- the checkpoint, read only --------------------------------------------------------------
     ckpt_path = arrays = meta = None
@@ -403,11 +431,14 @@ def run(argv, dataset_kind="imagenet", prog=None):
     xp = backend.get_backend(args.backend)  # BackendError (with the install hint) if CuPy is missing
     if args.backend == "numpy":
         runtime.retain_freed_memory()  # keep big freed arrays mapped: no page faults every step
+    if world.size > 1 and args.backend == "cupy":  # this process's GPUs among the node's
+        distributed.check_gpu_count(devices, layout, world, backend.device_count(xp))
+        devices = distributed.local_devices(devices, world)
     for d in devices:
         backend.check_device(xp, d)
 
     # -- data, then the network that fits it ---------------------------------------------------
-    train_set, val_set, kind = _datasets(args, dataset_kind)
+    train_set, val_set, kind = _datasets(args, dataset_kind, world)
     classes = list(train_set.classes)
     side, chosen = None, None
     if "model" in explicit:
@@ -424,6 +455,14 @@ def run(argv, dataset_kind="imagenet", prog=None):
     args.model = model_name
     ckpt_pre = (meta.get("preprocess") if args.weights else None) or None
     _resolve(args, explicit, ckpt_args, ckpt_pre, model_name if model_name in RECIPES else "paper")
+    # The global batch (what one SGD step averages over) is P x -b; a resumed run keeps its
+    # checkpoint's global batch unless -b is given, whatever the number of processes.
+    streaming = hasattr(train_set, "stream")
+    if args.resume and "batch_size" not in explicit and ckpt_args.get("global_batch_size") and not streaming:
+        global_batch = int(ckpt_args["global_batch_size"])
+        args.batch_size = max(1, global_batch // world.size)
+    else:
+        global_batch = args.batch_size * world.size
     if args.crop_size > args.resize_size:
         raise UsageError(f"--crop-size must be at most --resize-size ({args.resize_size}), got {args.crop_size}")
 
@@ -479,36 +518,51 @@ def run(argv, dataset_kind="imagenet", prog=None):
 
     resolved = dict(vars(args), data=os.path.abspath(args.data) if args.data else None,
                     output_dir=output_dir, resume=ckpt_path if args.resume else None,
-                    weights=ckpt_path if args.weights else None)
+                    weights=ckpt_path if args.weights else None, global_batch_size=global_batch,
+                    processes=world.size)
+    resolved.pop("distributed", None)
     what = {"embedded": "the embedded synthetic dataset (10 classes of shapes and textures, generated once)",
             "imagenet": f"the images in {args.data}", "cifar10": f"CIFAR-10 from {args.data}"}[kind]
 
-    if args.test_only:
-        return _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, val_set, what)
+    if session is not None:  # the first exchange between the processes: were they started alike?
+        session.check(_start_up_fingerprint(resolved, train_set, val_set, meta),
+                      {"host": socket.gethostname(),
+                       "gpus": distributed.gpu_identities(xp, devices) if args.backend == "cupy" else []})
 
-    # -- from here on files are written ------------------------------------------------------------
-    if replace:  # --overwrite, and the folder holds another run: remove it, so two runs never mix
-        clear_run(output_dir, keep=ckpt_path)
-    os.makedirs(output_dir, exist_ok=True)
+    if args.test_only:
+        return _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, val_set, what, world)
+
+    # -- from here on files are written (by process 0 alone) -------------------------------------
+    if world.is_root:
+        if replace:  # --overwrite, and the folder holds another run: remove it, so two runs never mix
+            clear_run(output_dir, keep=ckpt_path)
+        os.makedirs(output_dir, exist_ok=True)
     data_root = None if kind == "cifar10" else getattr(train_set, "root", None)
     t0 = time.perf_counter()
-    stats = load_or_compute_stats(train_set, _stats_cache(data_root, output_dir, args.resize_size),
-                                  size=args.resize_size, max_images=args.stats_images, workers=args.workers,
-                                  on_error=args.on_corrupt)
+    stats = None
+    if world.is_root:  # computed (or read from the cache) once, then sent to the others
+        stats = load_or_compute_stats(train_set, _stats_cache(data_root, output_dir, args.resize_size),
+                                      size=args.resize_size, max_images=args.stats_images, workers=args.workers,
+                                      on_error=args.on_corrupt)
+    stats = world.bcast(stats)
     train_tf = TrainTransform(stats, size_crop=args.crop_size, size_resize=args.resize_size)
     eval_tf = EvalTransform(stats, size_crop=args.crop_size, size_resize=args.resize_size, ten_crop=args.ten_crop)
     val_batch = max(1, args.batch_size // 10) if args.ten_crop else args.batch_size
-    train_loader = DataLoader(train_set, train_tf, batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                              workers=args.workers, drop_last=False, on_error=args.on_corrupt,
-                              max_images=args.max_images)
-    val_loader = DataLoader(val_set, eval_tf, batch_size=val_batch, shuffle=False, seed=args.seed,
-                            workers=args.workers, on_error=args.on_corrupt, max_images=args.max_images)
+    # Image folders and CIFAR: every process walks the same global batches and loads its share.
+    # Tar shards: each process streams its own shards, its own batches of -b.
+    share = None if streaming else (world.rank, world.size)
+    scale = 1 if streaming else world.size
+    train_loader = DataLoader(train_set, train_tf, batch_size=global_batch if share else args.batch_size,
+                              shuffle=True, seed=args.seed, workers=args.workers, drop_last=False,
+                              on_error=args.on_corrupt, max_images=args.max_images, share=share)
+    val_loader = DataLoader(val_set, eval_tf, batch_size=val_batch * scale, shuffle=False, seed=args.seed,
+                            workers=args.workers, on_error=args.on_corrupt, max_images=args.max_images, share=share)
 
     trainer = Trainer(model, train_loader, val_loader, classes=classes, output_dir=output_dir,
                       xp=xp, device_id=device_id, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, epochs=args.epochs, schedule=args.lr_schedule,
                       patience=args.lr_patience, step_size=args.lr_step_size, log_every=args.print_freq,
-                      args=resolved, progress=not args.no_progress,
+                      args=resolved, progress=not args.no_progress, world=world, timeout=args.timeout,
                       extra_arrays={"stats/mean_image": stats.mean_image, "stats/mean_rgb": stats.mean_rgb},
                       extra_meta={"preprocess": {"resize": args.resize_size, "crop": args.crop_size,
                                                  "mean": "image"},
@@ -532,6 +586,30 @@ def run(argv, dataset_kind="imagenet", prog=None):
           f"{last['epoch']} (chance {chance:.1f}%); best val_top1_err {best['val_top1_err']:.2f}% at epoch "
           f"{best['epoch']}; checkpoints {trainer.checkpoint_path} (latest) and {trainer.best_path} (best)")
     return 0
+
+
+def _start_up_fingerprint(resolved, train_set, val_set, meta):
+    """What must be the same in every process of a data-parallel run: the options (but those
+    of PER_PROCESS), the images (count and a digest of names and sizes) and the checkpoint."""
+    from ..data.stats import dataset_fingerprint
+    args = {k: v for k, v in resolved.items() if k not in distributed.PER_PROCESS}
+    data = {split: {"images": len(ds), "digest": dataset_fingerprint(ds, 0, None)}
+            for split, ds in (("train", train_set), ("val", val_set))}
+    ckpt = None if meta is None else {"epoch": meta.get("epoch"), "step": meta.get("step_in_epoch")}
+    return {"args": args, "data": data, "checkpoint": ckpt}
+
+
+def _batch_text(args, trainer):
+    world = trainer.world
+    if world.size == 1:
+        return f"batch {args.batch_size}"
+    total = args.batch_size * world.size
+    glob = trainer.args.get("global_batch_size", total)
+    per = f"{args.batch_size}" if glob == total else f"{glob // world.size}-{-(-glob // world.size)}"
+    engine = type(trainer.data_parallel.engine).__name__ if trainer.data_parallel is not None else ""
+    how = {"MpiAllreduce": "MPI", "NcclAllreduce": "NCCL", "StagedMpiAllreduce": "MPI via host copies"}.get(engine,
+                                                                                                             engine)
+    return f"batch {per} per process x {world.size} processes = {glob}, gradients averaged by {how}"
 
 
 def _load_start_weights(model, arrays, meta, path, classes, reset_classifier):
@@ -561,8 +639,9 @@ def _load_start_weights(model, arrays, meta, path, classes, reset_classifier):
     load_weights(model, state, path)
 
 
-def _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, val_set, what):
-    """--test-only: evaluate the checkpoint's weights with its own mean image; write nothing."""
+def _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, val_set, what, world):
+    """--test-only: evaluate the checkpoint's weights with its own mean image; write nothing. With
+    several processes each evaluates its share of the images and the counts are summed."""
     if args.resume:  # (--weights were loaded already)
         load_weights(model, split_state(arrays)[0], ckpt_path)
     stats = eval_stats(arrays)
@@ -576,10 +655,12 @@ def _test_only(args, model, xp, device_id, arrays, meta, ckpt_path, train_set, v
     eval_tf = EvalTransform(stats, size_crop=args.crop_size, size_resize=args.resize_size, ten_crop=args.ten_crop,
                             mean=mean)
     val_batch = max(1, args.batch_size // 10) if args.ten_crop else args.batch_size
-    val_loader = DataLoader(val_set, eval_tf, batch_size=val_batch, shuffle=False, seed=args.seed,
-                            workers=args.workers, on_error=args.on_corrupt, max_images=args.max_images)
+    streaming = hasattr(val_set, "stream")
+    val_loader = DataLoader(val_set, eval_tf, batch_size=val_batch * (1 if streaming else world.size), shuffle=False,
+                            seed=args.seed, workers=args.workers, on_error=args.on_corrupt,
+                            max_images=args.max_images, share=None if streaming else (world.rank, world.size))
     trainer = Trainer(model, None, val_loader, classes=train_set.classes, output_dir=".", xp=xp,
-                      device_id=device_id, progress=not args.no_progress)
+                      device_id=device_id, progress=not args.no_progress, world=world)
     source = meta.get("description") or describe_checkpoint(ckpt_path, meta)  # an export says what it is
     print(f"minialex: evaluating {source} on {what}: "
           f"{val_loader.num_samples} validation images{', ten crops each' if args.ten_crop else ''}", flush=True)
@@ -607,8 +688,8 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
         else:
             where += f" (--output-dir; the checkpoint's own folder {own} is left as it is)"
         start = (f"resuming {describe_checkpoint(ckpt_path, meta)} at epoch {trainer.epoch + 1}, "
-                 f"step {trainer.step_in_epoch + 1} of {steps_per_epoch}: {left} steps of {args.batch_size} "
-                 f"left until epoch {args.epochs}")
+                 f"step {trainer.step_in_epoch + 1} of {steps_per_epoch}: {left} steps of "
+                 f"{_batch_text(args, trainer).replace('batch ', '', 1)} left until epoch {args.epochs}")
         print(f"minialex: {start}; {net} on {data}; backend {args.backend}, devices "
               f"{args.devices}; {where}", flush=True)
         return
@@ -618,7 +699,9 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
            and args.max_images is None and not (explicit & {"epochs", "model", "batch_size", "crop_size"}) else "")
     steps = f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''}"
     print(f"minialex: training {net} on {data}; {args.epochs} epoch{'s' if args.epochs != 1 else ''} of {steps} "
-          f"(batch {args.batch_size}){eta}; backend {args.backend}, devices {args.devices}; {where}", flush=True)
+          f"({_batch_text(args, trainer)}){eta}; backend {args.backend}, devices {args.devices}; {where}", flush=True)
+    if trainer.engine_note:
+        print(f"note: {trainer.engine_note}", file=sys.stderr, flush=True)
 
 
 def _warn_if_too_big(model, model_name, images):
@@ -634,29 +717,71 @@ def _warn_if_too_big(model, model_name, images):
           f"training images rather than learn the classes{hint}", file=sys.stderr, flush=True)
 
 
+def _attempt(body):
+    """Run ``body``; (exit code, message or None, how it ended) for every expected ending."""
+    try:
+        return body(), None, "done"
+    except (UsageError, DataError, BackendError, CheckpointError, DistributedError) as exc:
+        return EXIT_USAGE, f"error: {exc}", "usage"
+    except NonFiniteLossError as exc:
+        return EXIT_FAILED, f"error: {exc}", "nonfinite"
+    except TrainingInterrupted as exc:
+        return (EXIT_INTERRUPTED, f"interrupted at epoch {exc.epoch + 1}, step {exc.step}: saved {exc.checkpoint}; "
+                f"continue with --resume {exc.checkpoint} (the other options are read from it)", "interrupted")
+    except KeyboardInterrupt:
+        if _started["output_dir"] is None:
+            return EXIT_INTERRUPTED, "interrupted before training started; no run file was written", "keyboard"
+        # a second Ctrl-C while the first one's checkpoint was being written
+        return (EXIT_INTERRUPTED, f"interrupted; the checkpoints in {_started['output_dir']} are the last complete "
+                "ones", "keyboard")
+
+
 def main(argv=None, dataset_kind="imagenet", prog=None):
     """Run and turn the expected failures into one line and an exit code."""
     argv = sys.argv[1:] if argv is None else argv
     _started["output_dir"] = None
     try:
-        return run_main(lambda a: run(a, dataset_kind, prog), argv)
-    except (UsageError, DataError, BackendError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        world = distributed.open_world(argv)
+    except DistributedError as exc:
+        if distributed.launcher_rank() == 0:  # MPI is not there to say who prints: the launcher's variables do
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except TrainingInterrupted as exc:
-        print(f"interrupted at epoch {exc.epoch + 1}, step {exc.step}: saved {exc.checkpoint}; continue with "
-              f"--resume {exc.checkpoint} (the other options are read from it)", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        if _started["output_dir"] is None:
-            print("interrupted before training started; no run file was written", file=sys.stderr)
-        else:  # a second Ctrl-C while the first one's checkpoint was being written
-            print(f"interrupted; the checkpoints in {_started['output_dir']} are the last complete ones",
-                  file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if world.size > 1:
+        return _main_processes(world, argv, dataset_kind, prog)
+    code, message, _ = _attempt(lambda: run_main(lambda a: run(a, dataset_kind, prog), argv))
+    if message:
+        print(message, file=sys.stderr)
+    return code
+
+
+# How a data-parallel run may end without ending the others: every process gets there at the
+# same step (the loss is the global batch's, a stop is agreed on in the step's exchange).
+ENDS_TOGETHER = ("done", "nonfinite", "interrupted")
+
+
+def _main_processes(world, argv, dataset_kind, prog):
+    """``main`` for one of several processes: process 0 prints; a failure before the start-up
+    check reaches every process through the check, one after it ends them all (MPI_Abort)."""
+    said = distributed.quiet_unless_root(world)
+    session = Session(world)
+    try:
+        code, message, how = _attempt(lambda: run_main(lambda a: run(a, dataset_kind, prog, session), argv))
+    except PeerFailed as exc:  # another process could not start: all know it from the check
+        code, message, how = exc.code, exc.message, "peer"
+    except BaseException as exc:  # noqa: BLE001 - an unexpected error in this process alone
+        code, message, how = EXIT_FAILED, distributed.crash_text(exc), "crash"
+    if how == "peer":
+        pass
+    elif not session.started:  # stopped before the check: tell the others there
+        if message is None and code and said is not None:
+            message = said.last_line()  # what argparse printed, say
+        code, message = session.fail(code, message)
+    elif how not in ENDS_TOGETHER:
+        distributed.report_crash(world, message or f"error: stopped with exit code {code}")
+        world.abort(code or EXIT_FAILED)
+    if world.is_root and message:
+        print(message, file=sys.stderr)
+    return code
 
 
 def main_cifar10(argv=None, prog=None):

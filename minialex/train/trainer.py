@@ -211,7 +211,7 @@ class Trainer:
             raise ValueError(f"unknown schedule {schedule!r}; use 'plateau' or 'step'")
         self.loss_fn = SoftmaxCrossEntropy()
         self.data_parallel, self.engine_note = None, None
-        if self.world.size > 1:
+        if self.world.size > 1 and train_loader is not None:  # (evaluation alone needs no gradients)
             engine, self.engine_note = make_engine(self.world, xp, model_devices(model, device_id))
             self.data_parallel = DataParallel(model, self.world, engine)
             self.data_parallel.broadcast_parameters()  # every process starts from process 0's weights
