@@ -44,6 +44,8 @@ def _mpiexec():
 
 
 MPIEXEC, WHY = _mpiexec()
+if MPIEXEC is None and os.environ.get("MINIALEX_REQUIRE_MPI") == "1":  # CI installs the [mpi] extra
+    pytest.fail(f"MINIALEX_REQUIRE_MPI=1 but {WHY}", pytrace=False)
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason=WHY or "")
 OPEN_MPI = MPIEXEC is not None and "--oversubscribe" in MPIEXEC
 ENV = dict(os.environ, MINIALEX_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
