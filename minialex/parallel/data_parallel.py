@@ -23,6 +23,7 @@ starts, while backward goes on with the layers below. The engines:
   host, reduced by MPI in the communication thread and copied back.
 """
 
+import importlib
 import queue
 import threading
 import time
@@ -104,6 +105,7 @@ class DataParallel:
     ``DataParallel(model, world, engine)`` makes each ``Parameter.grad`` a view into a bucket
     (so build it after the model is placed on its devices). Each step::
 
+        dp.zero_grad()                                         # one fill per bucket
         dp.begin_step()
         model.backward(dlogits, grads_ready=dp.grads_ready)   # starts buckets as they fill
         dp.finish()                                            # every gradient averaged
@@ -147,6 +149,12 @@ class DataParallel:
                     p.data[...] = backend.get_array_module(p.data).asarray(host)
             else:
                 p.data[...] = host
+
+    def zero_grad(self):
+        """Every gradient set to zero with one fill per bucket (not one per parameter)."""
+        for b in self.buckets:
+            with backend.device_of(b.flat):
+                b.flat.fill(0)
 
     def begin_step(self):
         self._done, self._next = set(), 0
@@ -256,7 +264,9 @@ class NcclAllreduce:
 
     def __init__(self, world, devices):
         cp = backend.get_backend("cupy")
-        from cupy.cuda import nccl
+        nccl = nccl_module(cp)
+        if nccl is None:
+            raise RuntimeError("NcclAllreduce: this CuPy has no NCCL (see make_engine)")
         self.cp, self.nccl = cp, nccl
         self.types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64}
         self.comms, self.streams = {}, {}
@@ -346,17 +356,23 @@ class StagedMpiAllreduce(MpiAllreduce):
         return spans
 
 
+def nccl_module(cp):
+    """CuPy's NCCL bindings (``cupy.cuda.nccl``), or None where this CuPy has none."""
+    found = getattr(cp.cuda, "nccl", None)
+    if found is None:
+        try:
+            found = importlib.import_module(cp.__name__ + ".cuda.nccl")
+        except ImportError:
+            return None
+    return found if getattr(found, "available", True) else None
+
+
 def make_engine(world, xp, devices):
     """The allreduce for this backend: MPI on NumPy; NCCL on CuPy, or MPI through host copies
     where CuPy has no NCCL (returned with a note saying so, else None)."""
     if xp is np:
         return MpiAllreduce(world), None
-    try:
-        from cupy.cuda import nccl
-        available = bool(getattr(nccl, "available", True))
-    except ImportError:
-        available = False
-    if available:
+    if nccl_module(xp) is not None:
         return NcclAllreduce(world, devices), None
     return StagedMpiAllreduce(world), ("this CuPy has no NCCL: gradients are summed by MPI through host copies, "
                                        "which is slower (install NCCL, e.g. pip install nvidia-nccl-cu12)")

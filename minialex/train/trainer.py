@@ -298,7 +298,7 @@ class Trainer:
         self.model.train()
         loss = logits = None
         with backend.device(self.xp, self.device_id):
-            self.optimizer.zero_grad()
+            dp.zero_grad()  # (the gradients are views of the buckets: one fill per bucket)
             dp.begin_step()
             if m:
                 self.model.set_batch_rows(sum(n for n, _ in shares[:world.rank]))  # rows of the global batch

@@ -158,7 +158,7 @@ class Event:
 
     def record(self, stream=None):
         stream = _S.streams[_S.device] if stream is None else stream
-        self.device_id, self.ops = stream.device_id, stream.ops
+        self.device_id, self.ops, self.stream = stream.device_id, stream.ops, stream
 
     @property
     def done(self):  # cudaEventQuery: answers without waiting
@@ -394,8 +394,11 @@ class ndarray:  # noqa: N801  (CuPy's name)
         return self._reduce("argsort", *a, **k)
 
     # -- reads by the host: syncs ----------------------------------------------------------
-    def get(self, stream=None):
+    def get(self, stream=None, out=None, blocking=True):
         _sync("ndarray.get")
+        if out is not None:
+            out[...] = self._a
+            return out
         return self._a.copy()
 
     def set(self, host, stream=None):
