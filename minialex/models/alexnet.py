@@ -127,6 +127,12 @@ class OneDevice:
     def full_grads(self, net):
         return {name: backend.to_numpy(p.grad).copy() for name, p in net.named_parameters()}
 
+    def full_named(self, net, arrays):
+        return {name: backend.to_numpy(a).copy() for name, a in arrays.items()}
+
+    def placed_named(self, net, state):
+        return {name: backend.to_numpy(a) for name, a in state.items()}
+
 
 class AlexNet(Module):
     """The paper's AlexNet, or a scaled-down configuration of it.
@@ -260,6 +266,15 @@ class AlexNet(Module):
     def full_grads(self):
         """``{name: gradient}`` with the names and full shapes of ``state_dict()`` (host NumPy copies)."""
         return self.placement.full_grads(self)
+
+    def full_named(self, arrays):
+        """Arrays named like ``named_parameters()`` (SGD's velocities, say) -> host arrays with the
+        names and full shapes of ``state_dict()``: what a checkpoint stores, whatever the placement."""
+        return self.placement.full_named(self, arrays)
+
+    def placed_named(self, state):
+        """The inverse of ``full_named``: full-shape arrays -> this placement's names and pieces."""
+        return self.placement.placed_named(self, state)
 
     # -- dropout state, for exact resumption ------------------------------------------
     def _dropouts(self):

@@ -307,15 +307,23 @@ class TwoColumns:
         if problems:
             raise ValueError("AlexNet.load_state_dict: state does not match the model:\n  "
                              + "\n  ".join(problems))
+        Module.load_state_dict(net, self.placed_named(net, state))
+
+    def full_named(self, net, arrays):
+        """{per-column parameter name: array} (velocities, say) -> {full name: host array}."""
+        return self._join(arrays)
+
+    def placed_named(self, net, state):
+        """{full name: array} -> {per-column name: host array}: each array cut into its halves."""
         own = {name for name, _ in net.named_parameters()}
         per_column = OrderedDict()
-        for name in expected:
+        for name, value in state.items():
             layer, kind = name.split(".")
-            arr = backend.to_numpy(state[name])
+            arr = backend.to_numpy(value)
             if name in own:  # the classifier, whole
                 per_column[name] = arr
                 continue
             half = arr.shape[0] // 2
             per_column[f"{layer}.a.{kind}"] = arr[:half]
             per_column[f"{layer}.b.{kind}"] = arr[half:]
-        Module.load_state_dict(net, per_column)
+        return per_column

@@ -555,7 +555,11 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------
     def save(self, path=None, saved_as="latest"):
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        arrays.update({f"momentum/{k}": v for k, v in self.optimizer.state_dict().items()})
+        # the velocities under the full names and shapes too, so any placement can resume them
+        velocities = self.optimizer.state_dict()
+        if hasattr(self.model, "full_named"):
+            velocities = self.model.full_named(velocities)
+        arrays.update({f"momentum/{k}": v for k, v in velocities.items()})
         arrays.update(self.extra_arrays)
         meta = dict(self.extra_meta)
         meta.update({
@@ -603,6 +607,11 @@ class Trainer:
         check_resumable(self.model, self.classes, arrays, meta, path)
         model_state, momentum = split_state(arrays)
         load_weights(self.model, model_state, path)
+        if set(momentum) != set(self.optimizer.names) and hasattr(self.model, "placed_named"):
+            try:  # full names (any placement wrote them) cut into this placement's pieces
+                momentum = self.model.placed_named(momentum)
+            except (ValueError, KeyError):
+                pass  # reported just below, by name
         try:
             self.optimizer.load_state_dict(momentum)
         except ValueError as exc:

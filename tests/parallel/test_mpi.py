@@ -127,6 +127,15 @@ def test_resume_on_another_number_of_processes(tmp_path, one_process, first, the
     assert worst_difference(one_process, weights(out)) < 1e-12
 
 
+def test_resume_on_another_layout(tmp_path, one_process):
+    """Two processes with the two-column model each, then one process with the one-device model:
+    the checkpoint's velocities carry the full names and shapes, so they fit either placement."""
+    out = tmp_path / "run"
+    ok(mpirun(2, WORKER, "--out", str(out), "--epochs", "1", "--columns"))
+    ok(alone(WORKER, "--out", str(out), "--resume", str(out / "checkpoint.npz")))
+    assert worst_difference(one_process, weights(out)) < 1e-12
+
+
 # -- the training script under mpiexec --------------------------------------------------------
 TINY = ["--model", "tiny", "--max-images", "64", "-b", "8", "--no-progress", "-j", "1", "--print-freq", "1"]
 
