@@ -220,3 +220,11 @@ def test_a_quiet_process_keeps_its_last_line():
     tail = distributed.Tail(keep=64)
     tail.write("x" * 100 + "\nerror: the last\n")
     assert tail.last_line() == "error: the last" and len(tail.text) <= 64
+
+
+def test_help_says_how_batch_and_devices_read_with_several_processes():
+    from minialex.train.cli import build_parser
+    text = " ".join(build_parser("imagenet").format_help().split())
+    assert "images per SGD step in each process: with mpiexec -n P the global batch is P x N" in text
+    assert "the process of local rank r takes it shifted by r GPUs per GPU it names" in text
+    assert "--distributed, --no-distributed" in text or "--distributed" in text

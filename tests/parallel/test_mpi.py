@@ -164,12 +164,21 @@ def test_a_bad_value_in_one_process_is_reported_once(tmp_path):
 def test_a_failing_process_ends_the_run(tmp_path):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    r = mpirun(2, CRASH, "1", "6", *TINY, "--epochs", "3", "--output-dir", str(out), timeout=BOUND)
+    r = mpirun(2, CRASH, "1", "6", "raise", *TINY, "--epochs", "3", "--output-dir", str(out), timeout=BOUND)
     assert r.returncode != 0 and time.monotonic() - t0 < BOUND
     assert "error: process 1 of 2: RuntimeError: failure made on purpose in step 6" in r.stdout + r.stderr
     from minialex.train.checkpoint import load_checkpoint
     _, meta = load_checkpoint(str(out / "checkpoint.npz"))  # epoch 1's (4 steps an epoch), intact
     assert meta["epoch"] == 1 and meta["processes"] == 2
+
+
+def test_a_process_that_hangs_ends_the_run_after_the_timeout(tmp_path):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    r = mpirun(2, CRASH, "1", "6", "hang", *TINY, "--epochs", "3", "--timeout", "3", "--output-dir", str(out),
+               timeout=BOUND)
+    assert r.returncode != 0 and time.monotonic() - t0 < BOUND
+    assert "no progress in 3 s of training" in r.stdout + r.stderr
 
 
 def _rank_pid(rank, marker):
