@@ -227,4 +227,4 @@ def test_help_says_how_batch_and_devices_read_with_several_processes():
     text = " ".join(build_parser("imagenet").format_help().split())
     assert "images per SGD step in each process: with mpiexec -n P the global batch is P x N" in text
     assert "the process of local rank r takes it shifted by r GPUs per GPU it names" in text
-    assert "--distributed, --no-distributed" in text or "--distributed" in text
+    assert "--distributed, --no-distributed" in text and "data-parallel training over the processes of mpiexec" in text
