@@ -678,8 +678,11 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
     why = f"; the preset suits images of about {side:.0f} px, --model picks another" if chosen else ""
     net = (f"AlexNet ({args.model} preset, {model.num_parameters():,} parameters, "
            f"{args.crop_size}x{args.crop_size} crops of {args.resize_size}x{args.resize_size} images{why})")
-    data = (f"{what}: {train_loader.num_samples} train / {val_loader.num_samples} val images, "
-            f"{len(trainer.classes)} classes")
+    # tar shards under several processes: each reads its own shards, so its loader counts its own
+    own = trainer.world.size if train_loader.streaming and trainer.world.size > 1 else 1
+    data = (f"{what}: {train_loader.num_samples * own} train / {val_loader.num_samples * own} val images"
+            + (f" ({train_loader.num_samples} and {val_loader.num_samples} in each process's own shards)"
+               if own > 1 else "") + f", {len(trainer.classes)} classes")
     where = f"output in {output_dir}"
     if args.resume:
         own = os.path.dirname(os.path.abspath(ckpt_path))
