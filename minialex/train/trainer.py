@@ -299,7 +299,6 @@ class Trainer:
         loss = logits = None
         with backend.device(self.xp, self.device_id):
             dp.zero_grad()  # (the gradients are views of the buckets: one fill per bucket)
-            dp.begin_step()
             if m:
                 self.model.set_batch_rows(sum(n for n, _ in shares[:world.rank]))  # rows of the global batch
                 logits = self.model.forward(self._to_device(images))
@@ -307,9 +306,11 @@ class Trainer:
                 dlogits = self.loss_fn.backward()  # (m, K), of the share's mean loss
                 if m != total:
                     dlogits = dlogits * (m / total)  # of the global batch's mean loss
+                dp.begin_step()  # backward starts: from here the buckets go out as they fill
                 self.model.backward(dlogits, grads_ready=dp.grads_ready)
             else:  # nothing to compute; the gradient sent is zero and dropout counts the step
                 self.model.skip_batch()
+                dp.begin_step()
             dp.finish()
             self.optimizer.step()
         return loss, logits
