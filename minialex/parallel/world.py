@@ -10,7 +10,6 @@ parallelism existed. No networking is written here: MPI (mpi4py and an MPI libra
 """
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -59,9 +58,6 @@ class Solo:
 
     def abort(self, code):
         raise SystemExit(code)
-
-    def hosts(self):
-        return [socket.gethostname()]
 
 
 class MpiWorld:
@@ -113,9 +109,6 @@ class MpiWorld:
         sys.stderr.flush()
         self.comm.Abort(int(code))
 
-    def hosts(self):
-        return self.allgather(socket.gethostname())
-
 
 def import_mpi():
     """mpi4py's MPI module, or a DistributedError that says what to install."""
@@ -144,13 +137,12 @@ class Watchdog:
     """Ends the whole run (``world.abort``) when this process has made no progress for
     ``timeout`` seconds: a peer that hangs, or a network that stops answering, then costs a
     bounded time and a message, never a job that waits forever. ``beat()`` marks progress
-    (each training or validation batch); ``pause()``/``resume()`` bracket work of unknown
-    length (computing statistics, writing a checkpoint is quick and needs neither)."""
+    (each training or validation batch). The trainer runs one while it fits, so the start-up
+    (reading the data, computing the statistics) is not timed."""
 
     def __init__(self, world, timeout, what="training"):
         self.world, self.timeout, self.what = world, float(timeout), what
         self.last = time.monotonic()
-        self.paused = False
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="minialex-watchdog", daemon=True)
         self.thread.start()
@@ -160,7 +152,7 @@ class Watchdog:
 
     def _run(self):
         while not self.stopped.wait(min(self.timeout / 10, 5.0)):
-            if not self.paused and time.monotonic() - self.last > self.timeout:
+            if time.monotonic() - self.last > self.timeout:
                 print(f"error: process {self.world.rank} of {self.world.size}: no progress in {self.timeout:.0f} s "
                       f"of {self.what} (another process may have died or hung, see --timeout); stopping every "
                       "process; the last checkpoint is kept", file=sys.__stderr__, flush=True)
