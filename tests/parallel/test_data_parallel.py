@@ -228,3 +228,38 @@ def test_help_says_how_batch_and_devices_read_with_several_processes():
     assert "images per SGD step in each process: with mpiexec -n P the global batch is P x N" in text
     assert "the process of local rank r takes it shifted by r GPUs per GPU it names" in text
     assert "--distributed, --no-distributed" in text and "data-parallel training over the processes of mpiexec" in text
+
+
+# -- on a real GPU (skipped without one): CuPy's NCCL bindings, one rank -----------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("devices", [None, (0, 0)], ids=["one-device", "two-columns-0,0"])
+def test_nccl_engine_on_a_gpu_leaves_one_process_gradients(devices):
+    """NcclAllreduce over a communicator of one rank (the sum is the gradient itself): the
+    bindings, the events and streams, and no host sync during backward and the sums."""
+    from minialex import backend
+    from minialex.parallel.data_parallel import NcclAllreduce, nccl_module
+    cp = backend.get_backend("cupy")
+    if nccl_module(cp) is None:
+        pytest.skip("this CuPy has no NCCL")
+    import cupyx
+
+    def grads(parallel):
+        net = AlexNet(4, preset="tiny", init_std=0.2, devices=devices)
+        net.to(cp) if devices else net.to(cp, device_id=0)
+        dp = DataParallel(net, Solo(), NcclAllreduce(Solo(), [0])) if parallel else None
+        x = cp.asarray(np.random.default_rng(3).standard_normal((4, 3, 24, 24)).astype(np.float32))
+        dl = cp.asarray(np.random.default_rng(4).standard_normal((4, 4)).astype(np.float32))
+        net.train()
+        with cupyx.allow_synchronize(False):
+            logits = net.forward(x)
+            if dp is None:
+                net.backward(dl + 0 * logits)
+            else:
+                dp.begin_step()
+                net.backward(dl + 0 * logits, grads_ready=dp.grads_ready)
+                dp.finish()
+        return net.full_grads()
+
+    want, got = grads(False), grads(True)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-7, err_msg=k)
