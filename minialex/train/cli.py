@@ -606,10 +606,17 @@ def _batch_text(args, trainer):
     total = args.batch_size * world.size
     glob = trainer.args.get("global_batch_size", total)
     per = f"{args.batch_size}" if glob == total else f"{glob // world.size}-{-(-glob // world.size)}"
-    engine = type(trainer.data_parallel.engine).__name__ if trainer.data_parallel is not None else ""
+    return f"batch {per} per process x {world.size} processes = {glob}"
+
+
+def _exchange_text(trainer):
+    """``; gradients averaged by NCCL`` (or MPI) for a data-parallel run, else nothing."""
+    if trainer.data_parallel is None:
+        return ""
+    engine = type(trainer.data_parallel.engine).__name__
     how = {"MpiAllreduce": "MPI", "NcclAllreduce": "NCCL", "StagedMpiAllreduce": "MPI via host copies"}.get(engine,
                                                                                                              engine)
-    return f"batch {per} per process x {world.size} processes = {glob}, gradients averaged by {how}"
+    return f"; gradients averaged by {how}"
 
 
 def _load_start_weights(model, arrays, meta, path, classes, reset_classifier):
@@ -693,7 +700,7 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
         start = (f"resuming {describe_checkpoint(ckpt_path, meta)} at epoch {trainer.epoch + 1}, "
                  f"step {trainer.step_in_epoch + 1} of {steps_per_epoch}: {left} steps of "
                  f"{_batch_text(args, trainer).replace('batch ', '', 1)} left until epoch {args.epochs}")
-        print(f"minialex: {start}; {net} on {data}; backend {args.backend}, devices "
+        print(f"minialex: {start}; {net} on {data}{_exchange_text(trainer)}; backend {args.backend}, devices "
               f"{args.devices}; {where}", flush=True)
         return
     if args.weights:
@@ -702,7 +709,8 @@ def _print_banner(args, explicit, trainer, model, train_loader, val_loader, what
            and args.max_images is None and not (explicit & {"epochs", "model", "batch_size", "crop_size"}) else "")
     steps = f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''}"
     print(f"minialex: training {net} on {data}; {args.epochs} epoch{'s' if args.epochs != 1 else ''} of {steps} "
-          f"({_batch_text(args, trainer)}){eta}; backend {args.backend}, devices {args.devices}; {where}", flush=True)
+          f"({_batch_text(args, trainer)}){eta}{_exchange_text(trainer)}; backend {args.backend}, devices "
+          f"{args.devices}; {where}", flush=True)
     if trainer.engine_note:
         print(f"note: {trainer.engine_note}", file=sys.stderr, flush=True)
 
