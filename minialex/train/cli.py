@@ -458,8 +458,11 @@ def run(argv, dataset_kind="imagenet", prog=None, session=None):
     # The global batch (what one SGD step averages over) is P x -b; a resumed run keeps its
     # checkpoint's global batch unless -b is given, whatever the number of processes.
     streaming = hasattr(train_set, "stream")
-    if args.resume and "batch_size" not in explicit and ckpt_args.get("global_batch_size") and not streaming:
-        global_batch = int(ckpt_args["global_batch_size"])
+    saved_global = None
+    if args.resume and ckpt_args:  # (a checkpoint from before data parallelism: one process's batch)
+        saved_global = ckpt_args.get("global_batch_size") or ckpt_args.get("batch_size")
+    if saved_global and "batch_size" not in explicit and not streaming:
+        global_batch = int(saved_global)
         args.batch_size = max(1, global_batch // world.size)
     else:
         global_batch = args.batch_size * world.size
