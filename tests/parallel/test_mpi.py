@@ -223,8 +223,9 @@ def test_a_killed_process_ends_the_run(tmp_path):
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         t0 = time.monotonic()
-        _, err = proc.communicate(timeout=BOUND)
+        out, err = proc.communicate(timeout=BOUND)
         assert proc.returncode != 0 and time.monotonic() - t0 < BOUND
+        assert "signal 9" in out + err or "Killed" in out + err  # the launcher says which process died
     finally:
         if proc.poll() is None:
             proc.kill()
