@@ -20,7 +20,24 @@ from minialex.data.cifar10 import ArrayDataset  # noqa: E402
 from minialex.data.stats import compute_stats  # noqa: E402
 from minialex.models import AlexNet  # noqa: E402
 from minialex.parallel.world import world as make_world  # noqa: E402
-from minialex.train.trainer import Trainer  # noqa: E402
+from minialex.train.trainer import Trainer, TrainingInterrupted  # noqa: E402
+
+
+def ask_for_a_stop(trainer, after):
+    """After ``after`` steps, process 0 alone notes a stop request (what its SIGINT handler does);
+    the next step's exchange makes every process stop there. One process: Ctrl-C itself."""
+    step, steps = trainer.train_step, {"n": 0}
+
+    def counting(images, labels):
+        if steps["n"] == after:
+            if trainer.world.size == 1:
+                raise KeyboardInterrupt
+            if trainer.world.is_root:
+                trainer.stop_signal = "SIGINT"
+        steps["n"] += 1
+        return step(images, labels)
+
+    trainer.train_step = counting
 
 
 def main():
@@ -31,6 +48,8 @@ def main():
     ap.add_argument("--columns", action="store_true", help="the two-column model in each process")
     ap.add_argument("--resume")
     ap.add_argument("--images", type=int, default=None, help="training images (default: one global batch)")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="process 0 asks for a stop after this many steps, as Ctrl-C would (mid-epoch checkpoint)")
     args = ap.parse_args()
 
     world = make_world()
@@ -56,7 +75,12 @@ def main():
                       epochs=args.epochs, log_every=1, progress=False, world=world, timeout=60)
     if args.resume:
         trainer.resume(args.resume)
-    trainer.fit()
+    if args.stop_after is not None:
+        ask_for_a_stop(trainer, args.stop_after)
+    try:
+        trainer.fit()
+    except TrainingInterrupted:
+        return  # the checkpoint of the step reached is written; --resume continues it
     if world.is_root:
         np.savez(os.path.join(args.out, "weights.npz"), **model.state_dict())
         with open(os.path.join(args.out, "val.txt"), "w") as f:

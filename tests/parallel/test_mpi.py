@@ -2,7 +2,8 @@
 
 - 2 processes train what 1 process trains with their global batch: the same weights after three
   SGD steps to 1e-12 in float64, with one column and with the two-column model in each process,
-  with uneven and empty shares, and across a checkpoint resumed on another number of processes.
+  with uneven and empty shares, across a stop asked for by one process in the middle of an epoch,
+  and across a checkpoint resumed on another number of processes or another placement.
 - The training script: processes started with different options stop at start-up with one
   line; a process that raises, or is killed with SIGKILL, ends the run within a bounded time
   with a non-zero code and leaves the last checkpoint intact; a stop signal (Ctrl-C where the
@@ -125,6 +126,22 @@ def test_resume_on_another_number_of_processes(tmp_path, one_process, first, the
     more = [WORKER, "--out", str(out), "--resume", str(out / "checkpoint.npz"), "--columns"]
     ok(mpirun(then, *more) if then > 1 else alone(*more))
     assert worst_difference(one_process, weights(out)) < 1e-12
+
+
+@pytest.mark.parametrize("first,then", [(2, 2), (2, 1)], ids=["2-then-2", "2-then-1"])
+def test_stopped_mid_epoch_and_resumed(tmp_path, first, then):
+    """Three steps in one epoch of 36 images; process 0 alone asks for a stop after the first
+    step (as its Ctrl-C handler would): every process stops there, a checkpoint in the middle of
+    the epoch, then --resume does the last two steps."""
+    ok(alone(WORKER, "--out", str(tmp_path / "straight"), "--images", "36", "--epochs", "1"))
+    out = tmp_path / "run"
+    ok(mpirun(first, WORKER, "--out", str(out), "--images", "36", "--epochs", "1", "--stop-after", "1"))
+    from minialex.train.checkpoint import load_checkpoint
+    _, meta = load_checkpoint(str(out / "checkpoint.npz"))
+    assert (meta["epoch"], meta["step_in_epoch"]) == (0, 1)
+    more = [WORKER, "--out", str(out), "--images", "36", "--epochs", "1", "--resume", str(out / "checkpoint.npz")]
+    ok(mpirun(then, *more) if then > 1 else alone(*more))
+    assert worst_difference(weights(tmp_path / "straight"), weights(out)) < 1e-12
 
 
 def test_resume_on_another_layout(tmp_path, one_process):
