@@ -20,6 +20,7 @@ import numpy as np
 # Intel MPI (Hydra's PMI), MVAPICH, Slurm's srun with PMI.
 LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
                       "MPI_LOCALNRANKS")
+ABORT_GRACE_S = 0.5  # seconds between a process's last message and MPI_Abort
 MPI_INSTALL_HINT = 'pip install -e ".[mpi]"  (mpi4py and MPICH from the package index)'
 
 
@@ -105,8 +106,9 @@ class MpiWorld:
     def abort(self, code):
         """End every process of the run now, with exit code ``code`` (MPI_Abort): what a
         process does when it cannot go on, so that the others never wait for it forever."""
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            stream.flush()
+        time.sleep(ABORT_GRACE_S)  # let the launcher pass our last lines on before it ends us all
         self.comm.Abort(int(code))
 
 
