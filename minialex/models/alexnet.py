@@ -125,7 +125,7 @@ class OneDevice:
         return Module.load_state_dict(net, state, strict)
 
     def full_grads(self, net):
-        return {name: backend.to_numpy(p.grad).copy() for name, p in net.named_parameters()}
+        return self.full_named(net, {name: p.grad for name, p in net.named_parameters()})
 
     def full_named(self, net, arrays):
         return {name: backend.to_numpy(a).copy() for name, a in arrays.items()}

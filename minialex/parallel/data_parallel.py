@@ -144,6 +144,8 @@ class DataParallel:
         for name, p in self.model.named_parameters():
             host = backend.to_numpy(p.data).copy()
             self.world.bcast_array(host)
+            if self.world.is_root:
+                continue  # its own weights are what was sent
             if backend.is_cupy_array(p.data):
                 with backend.device_of(p.data):
                     p.data[...] = backend.get_array_module(p.data).asarray(host)

@@ -295,7 +295,7 @@ class TwoColumns:
         return self._join({name: p.data for name, p in net.named_parameters()})
 
     def full_grads(self, net):
-        return self._join({name: p.grad for name, p in net.named_parameters()})
+        return self.full_named(net, {name: p.grad for name, p in net.named_parameters()})
 
     def load_state_dict(self, net, state, strict):
         """Load a full-shape state: each array is cut into its column halves."""
