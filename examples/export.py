@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from minialex.interop import EXPORT_SUFFIXES, export_checkpoint  # noqa: E402
 from minialex.models import AlexNetConfig  # noqa: E402
-from minialex.train.checkpoint import CheckpointError  # noqa: E402
+from minialex.weights.checkpoint import CheckpointError  # noqa: E402
 from minialex.train.options import EXIT_USAGE, HelpFormatter, Parser, run_main  # noqa: E402
 
 

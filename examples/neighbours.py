@@ -22,7 +22,7 @@ from minialex.data import DataError, DataLoader, ImageFolder, dataset_fingerprin
 from minialex.data.stats import subset_indices  # noqa: E402
 from minialex.interop.figure4 import draw_neighbours, features_key, nearest, training_features  # noqa: E402
 from minialex.models.architecture import forward_order  # noqa: E402
-from minialex.train.checkpoint import CheckpointError  # noqa: E402
+from minialex.weights.checkpoint import CheckpointError  # noqa: E402
 from minialex.train.options import EXIT_USAGE, HelpFormatter, Parser, int_at_least, run_main  # noqa: E402
 from minialex.train.predict import Predictor  # noqa: E402
 

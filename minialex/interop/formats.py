@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 from ..models import AlexNetConfig
-from ..train.checkpoint import CheckpointError, describe_checkpoint, find_checkpoint, load_checkpoint, split_state
+from ..weights.checkpoint import CheckpointError, describe_checkpoint, find_checkpoint, load_checkpoint, split_state
 
 WEIGHT_SUFFIXES = (".npz", ".safetensors", ".onnx")  # what --weights reads
 EXPORT_SUFFIXES = (".safetensors", ".onnx")  # what examples/export.py writes

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..models import AlexNetConfig, alexnet_config
 from ..models import architecture
-from ..train.checkpoint import CheckpointError
+from ..weights.checkpoint import CheckpointError
 from .formats import FORMAT, _atomic, checked_state, meta_from_export, require
 
 OPSET = 17

@@ -153,7 +153,7 @@ def load_safetensors(path, dtype=None):
     """(module, meta): the PyTorch module of an exported .safetensors file, built from the config
     in its metadata, weights loaded, in eval mode; ``meta`` holds the classes, names and
     preprocessing (minialex.interop.read_weights)."""
-    from ..train.checkpoint import CheckpointError, split_state
+    from ..weights.checkpoint import CheckpointError, split_state
     from .formats import read_weights
     arrays, meta = read_weights(path)
     if not meta.get("model_config"):

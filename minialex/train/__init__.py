@@ -4,7 +4,7 @@ The command-line front ends are cli.py (minialex-train, minialex-train-cifar10) 
 predict.py (minialex-predict); docs/training.md walks through one epoch.
 """
 
-from .checkpoint import BEST, LATEST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from ..weights import BEST, LATEST, CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from .metrics import Average, topk_correct
 from .plots import filter_grid, save_curves
 from .schedule import PlateauSchedule, StepSchedule

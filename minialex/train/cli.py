@@ -28,15 +28,15 @@ from ..data import (DataError, DataLoader, EvalTransform, TrainTransform, cifar1
 from ..interop import read_weights
 from ..models import PRESETS, AlexNet
 from ..kernels.cpu import runtime
-from .checkpoint import (BEST, LATEST, RUN_FILES, CheckpointError, describe_checkpoint, find_checkpoint,
-                         load_checkpoint, read_meta, split_state)
+from ..weights import (BEST, LATEST, RUN_FILES, CheckpointError, check_resumable, class_differences,
+                       describe_checkpoint, find_checkpoint, load_checkpoint, load_weights, read_meta,
+                       shape_differences, split_state)
 from . import distributed
 from .distributed import PeerFailed, Session
 from .options import EXIT_USAGE, HelpFormatter, Parser, UsageError, int_at_least, number_in, run_main
 from ..parallel.world import DistributedError, Solo
 from .predict import eval_stats
-from .trainer import (NonFiniteLossError, Trainer, TrainingInterrupted, check_resumable, class_differences,
-                      load_weights, shape_differences)
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 _started = {"output_dir": None}  # set once training writes files, for the Ctrl-C message

@@ -11,9 +11,8 @@ import numpy as np
 from ..data import DataError, EvalTransform, Stats, read_image, read_synset_words
 from ..models import AlexNet
 from ..nn import softmax
-from .checkpoint import CheckpointError, describe_checkpoint, find_checkpoint, split_state
+from ..weights import CheckpointError, describe_checkpoint, find_checkpoint, load_weights, split_state
 from .options import EXIT_USAGE, HelpFormatter, Parser, int_at_least, run_main
-from .trainer import load_weights
 
 
 def eval_stats(arrays):

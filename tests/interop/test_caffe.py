@@ -85,7 +85,7 @@ def zoo_file(tmp_path_factory):
 def test_a_zoo_graph_imports_into_the_caffe_preset_and_matches_onnxruntime(zoo_file):
     ort = need("onnxruntime")
     from minialex.interop import read_weights
-    from minialex.train.checkpoint import split_state
+    from minialex.weights.checkpoint import split_state
     path, params = zoo_file
     arrays, meta = read_weights(path)
     cfg = meta["model_config"]
@@ -125,7 +125,7 @@ def test_a_zoo_graph_imports_into_the_caffe_preset_and_matches_onnxruntime(zoo_f
 def test_other_structures_are_refused_in_one_line(variant, words, tmp_path, capsys):
     onnx = need("onnx")
     from minialex.interop import read_weights
-    from minialex.train.checkpoint import CheckpointError
+    from minialex.weights.checkpoint import CheckpointError
     path = tmp_path / "other.onnx"
     onnx.save(caffe_zoo_graph(weights(**SMALL), **variant), path)
     with pytest.raises(CheckpointError) as info:
@@ -148,7 +148,7 @@ def test_fine_tuning_and_predicting_from_the_zoo_graph(zoo_file, tiny_data, tmp_
     printed = capsys.readouterr().out
     assert code == 0
     assert "227x227 crops of 256x256 images" in printed and "conv1's input channels are reversed" in printed
-    from minialex.train.checkpoint import load_checkpoint
+    from minialex.weights.checkpoint import load_checkpoint
     tuned, meta = load_checkpoint(out / "checkpoint.npz")
     assert meta["model_config"]["num_classes"] == 10 and meta["model_config"]["lrn_per_column"] is False
     np.testing.assert_allclose(tuned["model/conv3.weight"], params["conv3"][0], atol=1e-6)

@@ -63,7 +63,7 @@ def test_the_per_column_lrn_is_split_in_two_with_alpha_times_the_size():
 def test_an_export_reads_back_into_the_same_network(tiny_run, tmp_path):
     need("onnx")
     from minialex.interop import export_checkpoint, read_weights
-    from minialex.train.checkpoint import find_checkpoint, load_checkpoint
+    from minialex.weights.checkpoint import find_checkpoint, load_checkpoint
     out = tmp_path / "tiny.onnx"
     export_checkpoint(tiny_run, out)
     arrays, meta = read_weights(out)
@@ -79,7 +79,7 @@ def test_an_export_reads_back_into_the_same_network(tiny_run, tmp_path):
 def test_other_graphs_are_refused_in_one_line(tmp_path):
     onnx = need("onnx")
     from minialex.interop.onnx_graph import build_graph, read_onnx
-    from minialex.train.checkpoint import CheckpointError
+    from minialex.weights.checkpoint import CheckpointError
     model = AlexNet(preset="tiny")
     g = build_graph(model.cfg, model.state_dict())
     # drop lrn2 (its Split, two LRNs and Concat) and rewire the pool to read conv2's ReLU

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minialex.train import cli, predict
-from minialex.train.checkpoint import find_checkpoint, load_checkpoint
+from minialex.weights.checkpoint import find_checkpoint, load_checkpoint
 
 from ..train.conftest import ROOT, assert_one_line_error, script
 from .conftest import need

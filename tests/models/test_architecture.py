@@ -9,7 +9,7 @@ import pytest
 from minialex.models import AlexNet, alexnet_config
 from minialex.models.architecture import BOTH, IMAGE, OWN, forward_order, gemm_shapes, layers, rows
 from minialex.optim import SGD
-from minialex.train.checkpoint import load_checkpoint
+from minialex.weights.checkpoint import load_checkpoint
 
 OLD_CHECKPOINT = os.path.join(os.path.dirname(__file__), "data", "alexnet-tiny-7edd5cc.npz")
 
@@ -69,7 +69,7 @@ def test_checkpoint_written_before_the_redesign_still_loads(devices):
 def test_checkpoint_from_before_new_config_fields_resumes():
     """A checkpoint's model_config written before a field was added (lrn_per_column, ...) still
     describes the same network: resuming it is not refused as 'another network'."""
-    from minialex.train.trainer import check_resumable
+    from minialex.weights.compat import check_resumable
 
     arrays, meta = load_checkpoint(OLD_CHECKPOINT)
     assert "lrn_per_column" not in meta["model_config"]  # written before the field existed

@@ -136,7 +136,7 @@ def test_stopped_mid_epoch_and_resumed(tmp_path, first, then):
     ok(alone(WORKER, "--out", str(tmp_path / "straight"), "--images", "36", "--epochs", "1"))
     out = tmp_path / "run"
     ok(mpirun(first, WORKER, "--out", str(out), "--images", "36", "--epochs", "1", "--stop-after", "1"))
-    from minialex.train.checkpoint import load_checkpoint
+    from minialex.weights.checkpoint import load_checkpoint
     _, meta = load_checkpoint(str(out / "checkpoint.npz"))
     assert (meta["epoch"], meta["step_in_epoch"]) == (0, 1)
     more = [WORKER, "--out", str(out), "--images", "36", "--epochs", "1", "--resume", str(out / "checkpoint.npz")]
@@ -184,7 +184,7 @@ def test_a_failing_process_ends_the_run(tmp_path):
     r = mpirun(2, CRASH, "1", "6", "raise", *TINY, "--epochs", "3", "--output-dir", str(out), timeout=BOUND)
     assert r.returncode != 0 and time.monotonic() - t0 < BOUND
     assert "error: process 1 of 2: RuntimeError: failure made on purpose in step 6" in r.stdout + r.stderr
-    from minialex.train.checkpoint import load_checkpoint
+    from minialex.weights.checkpoint import load_checkpoint
     _, meta = load_checkpoint(str(out / "checkpoint.npz"))  # epoch 1's (4 steps an epoch), intact
     assert meta["epoch"] == 1 and meta["processes"] == 2
 
@@ -247,7 +247,7 @@ def test_a_killed_process_ends_the_run(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    from minialex.train.checkpoint import load_checkpoint
+    from minialex.weights.checkpoint import load_checkpoint
     _, meta = load_checkpoint(str(out / "checkpoint.npz"))  # intact: written atomically
     assert meta["epoch"] >= 1
 
@@ -267,7 +267,7 @@ def test_a_stop_signal_saves_one_checkpoint_that_resumes(tmp_path):
             proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted at epoch" in err and "--resume" in err
-    from minialex.train.checkpoint import load_checkpoint
+    from minialex.weights.checkpoint import load_checkpoint
     _, meta = load_checkpoint(str(out / "checkpoint.npz"))
     done = meta["epoch"]
     assert done < 400

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from minialex.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minialex.weights.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -41,8 +41,15 @@ def test_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.npz")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="not a minialex checkpoint"):
         load_checkpoint(junk)
+    text = tmp_path / "notes.npz"  # a text file named .npz: no advice to load it with pickles
+    text.write_text("epoch 3: val_top1_err 31%\n")
+    for read in (load_checkpoint, read_meta):
+        with pytest.raises(CheckpointError) as err:
+            read(text)
+        assert str(err.value) == f"{text} is not a minialex checkpoint (not an .npz archive)"
+        assert "pickle" not in str(err.value)
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.ones(1))
     with pytest.raises(CheckpointError, match="not a minialex checkpoint"):

@@ -142,7 +142,7 @@ def test_predict_errors(trained, tiny_folder, tmp_path):
     assert_one_line_error(script(PREDICT, image, "--checkpoint", tmp_path), "no checkpoint in", str(tmp_path))
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    assert_one_line_error(script(PREDICT, image, "--checkpoint", bad), "cannot read checkpoint")
+    assert_one_line_error(script(PREDICT, image, "--checkpoint", bad), "is not a minialex checkpoint")
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image at all")
     proc = script(PREDICT, image, broken, "--checkpoint", out)
@@ -326,10 +326,10 @@ def test_corrupt_checkpoint(tmp_path, tiny_folder):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
     proc = script(TRAIN, *tiny_args(tiny_folder, tmp_path / "out", "--resume", bad))
-    assert_one_line_error(proc, "cannot read checkpoint")
+    assert_one_line_error(proc, "is not a minialex checkpoint", "not an .npz archive")
     img = tmp_path / "x.jpg"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
-    assert_one_line_error(script(PREDICT, img, "--checkpoint", bad), "cannot read checkpoint")
+    assert_one_line_error(script(PREDICT, img, "--checkpoint", bad), "is not a minialex checkpoint")
 
 
 def test_train_cifar10_script(tmp_path):

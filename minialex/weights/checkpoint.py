@@ -1,4 +1,5 @@
-"""Checkpoints: one .npz file of plain arrays plus a JSON header, written atomically.
+"""The checkpoint format: one .npz file of plain arrays plus a JSON header, written atomically
+(minialex/atomic.py). Whether a checkpoint fits a network is decided beside it, in compat.py.
 
 Why this format: ``np.load(..., allow_pickle=False)`` can read it, so opening a
 checkpoint from someone else never runs their code; and the write goes to a
@@ -11,10 +12,11 @@ validation error so far (``checkpoint_best.npz``). Explained in docs/training.md
 import json
 import os
 import shutil
-import tempfile
+import zipfile
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..backend import to_numpy
 
 FORMAT_VERSION = 1
@@ -31,27 +33,6 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
 
 
-def _atomic_write(path, write):
-    """Call ``write(binary file)`` on a temporary file beside ``path``, fsync it, rename it over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary file
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(path, arrays, meta):
     """Write ``{name: array}`` and a JSON-able ``meta`` dict to ``path`` atomically.
 
@@ -62,7 +43,7 @@ def save_checkpoint(path, arrays, meta):
     payload = {name: to_numpy(a) for name, a in arrays.items()}
     # JSON text as a uint8 array: no pickle needed to read it back.
     payload[_META_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    _atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def copy_checkpoint(src, dst):
@@ -70,37 +51,58 @@ def copy_checkpoint(src, dst):
     def write(f):
         with open(src, "rb") as s:
             shutil.copyfileobj(s, f, 1 << 20)
-    _atomic_write(dst, write)
+    atomic_write(dst, write)
 
 
-def load_checkpoint(path):
-    """Read a checkpoint written by ``save_checkpoint``: returns ``(arrays, meta)``."""
+def _open(path):
+    """``np.load`` of a checkpoint file, or CheckpointError in one line: not found, unreadable
+    (the operating system's reason), or not an .npz archive at all (a text file, say). Never
+    pickle: a checkpoint from someone else is data, and reading it runs none of their code."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    if _META_KEY not in arrays:
-        raise CheckpointError(f"{path} is not a minialex checkpoint (no header)")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive; np.load would talk of pickles here
+        raise CheckpointError(f"{path} is not a minialex checkpoint (not an .npz archive)")
     try:
-        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
-    except ValueError as exc:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(exc).split())}") from None
+
+
+def _header(path, data):
+    if _META_KEY not in data.files:
+        raise CheckpointError(f"{path} is not a minialex checkpoint (an .npz archive without its header)")
+    try:
+        meta = json.loads(data[_META_KEY].tobytes().decode("utf-8"))
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: corrupt header ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt header (not a JSON object)")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer minialex (format {meta['format_version']})")
+    return meta
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by ``save_checkpoint``: returns ``(arrays, meta)``."""
+    with _open(path) as data:
+        meta = _header(path, data)
+        try:
+            arrays = {name: data[name] for name in data.files if name != _META_KEY}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(exc).split())}") from None
     return arrays, meta
 
 
 def read_meta(path):
     """The header of a checkpoint alone (np.load reads .npz members lazily, so the arrays stay on disk)."""
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            return json.loads(data[_META_KEY].tobytes().decode("utf-8"))
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    with _open(path) as data:
+        return _header(path, data)
 
 
 def find_checkpoint(path, prefer):
