@@ -9,6 +9,7 @@ from .folder import (IMG_EXTENSIONS, ImageFolder, check_same_classes, decode_ima
                      read_synset_words)
 from .loader import DataLoader, epoch_order, sample_rng
 from .pipeline import EvalTransform, TrainTransform
+from .skips import SkipLog
 from .sources import open_train_val
 from .stats import (Stats, compute_stats, dataset_fingerprint, load_or_compute_stats, load_stats,
                     save_stats)
@@ -20,8 +21,8 @@ from .transforms import (center_crop, crop, hflip, lighting_offset, pca_lighting
 
 __all__ = [
     "ArrayDataset", "Cifar10", "CorruptImageError", "DataError", "DataLoader", "EvalTransform",
-    "IMG_EXTENSIONS", "ImageFolder", "SYNTHETIC_CLASSES", "ShardDataset", "ShardRecord", "Stats",
-    "TrainTransform", "buffer_shuffle", "center_crop", "check_same_classes", "cifar10_datasets",
+    "IMG_EXTENSIONS", "ImageFolder", "SYNTHETIC_CLASSES", "ShardDataset", "ShardRecord", "SkipLog",
+    "Stats", "TrainTransform", "buffer_shuffle", "center_crop", "check_same_classes", "cifar10_datasets",
     "compute_stats", "crop", "dataset_fingerprint", "decode_image", "default_synthetic_root",
     "ensure_synthetic_dataset", "epoch_order", "expand_braces", "find_cifar10", "hflip",
     "lighting_offset", "load_cifar10", "load_or_compute_stats", "load_stats", "open_train_val",

@@ -11,7 +11,6 @@ import itertools
 import queue
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..parallel.data_parallel import batch_share
 from .errors import CorruptImageError
+from .skips import SkipLog
 from .stats import subset_indices
 from .transforms import center_crop
 
@@ -52,8 +52,11 @@ class DataLoader:
         workers: decoding threads. prefetch: batches kept in preparation
             beyond the one the consumer holds.
         on_error: what to do with an undecodable image: 'skip' drops it from
-            its batch with a warning and records its path in ``skipped``;
+            its batch, notes it in ``skips`` and records its path in ``skipped``;
             'raise' raises the CorruptImageError (a DataError) naming the file.
+        skips: the SkipLog that names each skipped file once (one line on stderr
+            by default) and counts the skips; None makes one for this loader.
+            Pass one SkipLog to every loader of a run so a file is named once.
         max_images: use only this many samples (an evenly spaced subset, so
             every class of a sorted folder appears), for smoke runs.
         share: ``(rank, size)`` for data-parallel training: ``batch_size`` is the
@@ -75,7 +78,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset, transform, batch_size=128, shuffle=True, seed=0, workers=2,
-                 drop_last=False, prefetch=2, on_error="skip", max_images=None, share=None):
+                 drop_last=False, prefetch=2, on_error="skip", max_images=None, share=None,
+                 skips=None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if batch_size < 1 or workers < 1 or prefetch < 0:
@@ -95,6 +99,7 @@ class DataLoader:
         self.epoch = 0
         self.wait_time = 0.0
         self.skipped = []  # paths skipped so far in the current epoch
+        self.skips = skips if skips is not None else SkipLog()  # names each file once, counts
         # A dataset with stream() (tar shards) is read in its own order, not indexed.
         self.streaming = hasattr(dataset, "stream")
         if share is not None:
@@ -349,10 +354,11 @@ class _EpochRun:
             if batch.error is not None:
                 self.close()
                 raise batch.error
+            # Noted here, in batch order, rather than in the workers: the lines
+            # come out in the same order whatever the thread timing.
             for exc in batch.skipped:
                 self.loader.skipped.append(exc.path)
-                warnings.warn(f"skipping unreadable image {exc.path}: {exc.reason}",
-                              stacklevel=2)
+                self.loader.skips.note(exc.path, exc.reason)
             if batch.images is None:  # every sample was skipped
                 continue
             return batch.images, batch.labels

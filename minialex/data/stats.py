@@ -9,13 +9,16 @@ docs/data.md, "Mean image" and "PCA lighting".
 import hashlib
 import itertools
 import os
-import warnings
+import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..atomic import WriteFailed, atomic_write
 from .errors import CorruptImageError, DataError
+from .skips import SkipLog
 from .transforms import center_crop
 
 STATS_VERSION = 1  # bump when the computation changes, so old caches are recomputed
@@ -83,18 +86,21 @@ def dataset_fingerprint(dataset, size, max_images):
     return h.hexdigest()
 
 
-def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip"):
+def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip", skips=None):
     """Mean image, channel mean and RGB covariance eigenpairs of ``dataset``.
 
     Every image is resized (shorter side ``size``) and centre-cropped to
     size x size first, exactly like the network's inputs before the random
     crop. ``max_images`` uses an evenly spaced subset for a quick estimate.
-    Unreadable images are skipped with a warning (``on_error='skip'``) or
-    re-raised (``'raise'``). Accumulation is in float64 and in index order,
+    Unreadable images are skipped and noted in ``skips`` (``on_error='skip'``;
+    a SkipLog, which names each file once on stderr; None makes a fresh one)
+    or re-raised (``'raise'``). Accumulation is in float64 and in index order,
     so the result does not depend on ``workers``.
     """
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    if skips is None:
+        skips = SkipLog()
     if hasattr(dataset, "stream"):  # tar shards: the first samples of every shard, read in order
         items = dataset.stats_records(max_images)
         decode = dataset.decode
@@ -122,8 +128,7 @@ def compute_stats(dataset, size=256, max_images=None, workers=2, on_error="skip"
         results = (r for chunk in _chunks(items, 64 * max(1, workers)) for r in pool.map(preprocess, chunk))
         for result in results:
             if isinstance(result, CorruptImageError):
-                warnings.warn(f"compute_stats: skipping {result.path}: {result.reason}",
-                              stacklevel=2)
+                skips.note(result.path, result.reason)
                 continue
             x = result.astype(np.float64)
             pixel_sum += x
@@ -154,41 +159,66 @@ def _chunks(items, n):
 
 
 def save_stats(stats, path):
-    """Write ``stats`` to an .npz (numeric and string arrays only), atomically."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    # Writing through a file object stops np.savez appending ".npz" to the temp name.
-    with open(tmp, "wb") as f:
+    """Write ``stats`` to an .npz (numeric and string arrays only), all or nothing
+    (minialex/atomic.py). Raises WriteFailed, one line, if the file cannot be written."""
+    def write(f):
+        # Writing through a file object stops np.savez appending ".npz" to the name.
         np.savez(f, mean_image=stats.mean_image, mean_rgb=stats.mean_rgb,
                  eigvals=stats.eigvals, eigvecs=stats.eigvecs,
                  count=np.int64(stats.count), fingerprint=np.str_(stats.fingerprint),
                  version=np.int64(STATS_VERSION))
-    os.replace(tmp, path)
+    atomic_write(path, write)
 
 
 def load_stats(path):
-    """Read an .npz written by save_stats; pickled objects are refused."""
-    with np.load(os.fspath(path), allow_pickle=False) as z:
-        return Stats(z["mean_image"], z["mean_rgb"], z["eigvals"], z["eigvecs"],
-                     int(z["count"]), str(z["fingerprint"]))
+    """Read an .npz written by save_stats; pickled objects are refused.
+
+    A file that is not one raises ValueError (or OSError, zipfile.BadZipFile for
+    a damaged archive) with a short reason."""
+    # Opened here, not by np.load, so the file is closed even when the archive is damaged.
+    with open(os.fspath(path), "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would talk of pickles
+            raise ValueError("not an .npz archive")
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as z:
+            missing = [k for k in ("mean_image", "mean_rgb", "eigvals", "eigvecs", "count", "fingerprint")
+                       if k not in z.files]
+            if missing:
+                raise ValueError(f"an .npz archive without {', '.join(missing)}")
+            return Stats(z["mean_image"], z["mean_rgb"], z["eigvals"], z["eigvecs"],
+                         int(z["count"]), str(z["fingerprint"]))
 
 
-def load_or_compute_stats(dataset, cache_path, size=256, max_images=None, **kwargs):
+def _warn(line):
+    """One plain line on stderr (not a Python warning, which would show a source path)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def load_or_compute_stats(dataset, cache_path, size=256, max_images=None, skips=None, **kwargs):
     """Stats from ``cache_path`` if it matches this dataset, else compute and cache them.
 
     The cache is keyed by dataset_fingerprint: adding, removing, renaming or
-    resizing a file, or changing ``size``/``max_images``, recomputes.
+    resizing a file, or changing ``size``/``max_images``, recomputes. A cache
+    that cannot be read is recomputed, and one that cannot be written (a full
+    disk, a read-only folder) costs only the next run's time: each is one
+    warning line on stderr, the run goes on. ``skips`` and ``kwargs`` go to
+    compute_stats.
     """
     fingerprint = dataset_fingerprint(dataset, size, max_images)
     if os.path.isfile(cache_path):
         try:
             cached = load_stats(cache_path)
-        except (OSError, ValueError, KeyError) as exc:
-            warnings.warn(f"ignoring unreadable stats cache {cache_path}: {exc}", stacklevel=2)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = " ".join(reason.split())  # one line
+            _warn(f"warning: ignoring unreadable statistics cache {cache_path}: {reason}; recomputing")
         else:
             if cached.fingerprint == fingerprint:
                 return cached
-    stats = compute_stats(dataset, size=size, max_images=max_images, **kwargs)
-    save_stats(stats, cache_path)
+    stats = compute_stats(dataset, size=size, max_images=max_images, skips=skips, **kwargs)
+    try:
+        save_stats(stats, cache_path)
+    except WriteFailed as exc:
+        _warn(f"warning: {exc}; the statistics will be computed again next time")
     return stats

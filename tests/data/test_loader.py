@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from minialex.data import ArrayDataset, CorruptImageError, DataLoader, ImageFolder, TrainTransform
+from minialex.data import ArrayDataset, CorruptImageError, DataLoader, ImageFolder, SkipLog, TrainTransform
 
 
 def array_dataset(n=37, size=12):
@@ -89,10 +89,11 @@ def test_early_break_does_not_hang():
 def test_corrupt_images_skip_or_raise(folder_root):
     ds = ImageFolder(folder_root)
     t = TrainTransform(None, 8, 10)
-    loader = DataLoader(ds, t, batch_size=4, workers=2, on_error="skip")
-    with pytest.warns(UserWarning, match="broken.JPEG"):
-        n = sum(len(y) for _, y in loader)
+    lines = []
+    loader = DataLoader(ds, t, batch_size=4, workers=2, on_error="skip", skips=SkipLog(write=lines.append))
+    n = sum(len(y) for _, y in loader)
     assert n == len(ds) - 1 and len(loader.skipped) == 1
+    assert len(lines) == 1 and "broken.JPEG" in lines[0] and lines[0].startswith("warning: skipped")
     strict = DataLoader(ds, t, batch_size=4, workers=2, on_error="raise")
     with pytest.raises(CorruptImageError, match="broken.JPEG"):
         for _ in strict:

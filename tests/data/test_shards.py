@@ -3,17 +3,17 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
-import warnings
 
 import numpy as np
 import pytest
 
 from minialex.data import (CorruptImageError, DataError, DataLoader, EvalTransform, ImageFolder,
-                           ShardDataset, TrainTransform, compute_stats, expand_braces, open_train_val,
-                           shard_paths, write_shards)
+                           ShardDataset, SkipLog, TrainTransform, compute_stats, expand_braces,
+                           open_train_val, shard_paths, write_shards)
 from minialex.data.tarshards import INDEX_NAME
 
 from .conftest import make_folder, write_jpeg
@@ -128,10 +128,9 @@ def test_loader_on_shards_is_deterministic_and_resumable(shard_root):
     t = TrainTransform(None, 8, 10)
 
     def batches(workers, start=0):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # broken.JPEG, checked elsewhere
-            return [(x.copy(), y.copy()) for x, y in
-                    DataLoader(ds, t, batch_size=4, seed=2, workers=workers).epoch_iter(1, start)]
+        quiet = SkipLog(write=lambda line: None)  # broken.JPEG, checked elsewhere
+        return [(x.copy(), y.copy()) for x, y in
+                DataLoader(ds, t, batch_size=4, seed=2, workers=workers, skips=quiet).epoch_iter(1, start)]
 
     a, b = batches(1), batches(3)
     assert [len(y) for _, y in a] == [len(y) for _, y in b] and sum(len(y) for _, y in a) == 14
@@ -149,11 +148,9 @@ def test_breaking_out_of_a_stream_stops_the_reader(shard_root):
     import threading
     before = threading.active_count()
     loader = DataLoader(ShardDataset(shard_root, buffer_size=2), EvalTransform(None, 8, 10),
-                        batch_size=2, on_error="skip")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in loader:
-            break
+                        batch_size=2, on_error="skip", skips=SkipLog(write=lambda line: None))
+    for _ in loader:
+        break
     loader.close()
     assert threading.active_count() <= before
 
@@ -199,9 +196,10 @@ def test_truncated_shard_is_skipped_or_raised_like_a_corrupt_file(shard_root, tm
     ds = ShardDataset(d)  # the index no longer matches the file size: counted by a scan
     assert len(ds) == 5
     t = EvalTransform(None, 8, 10)
-    with pytest.warns(UserWarning, match="val-000001.tar.*truncated"):
-        n = sum(len(y) for _, y in DataLoader(ds, t, batch_size=4, shuffle=False))
+    lines = []
+    n = sum(len(y) for _, y in DataLoader(ds, t, batch_size=4, shuffle=False, skips=SkipLog(write=lines.append)))
     assert n == 4
+    assert len(lines) == 1 and re.search("val-000001.tar.*truncated", lines[0]), lines
     with pytest.raises(CorruptImageError, match="val-000001.tar"):
         list(DataLoader(ds, t, batch_size=4, shuffle=False, on_error="raise"))
 
@@ -236,12 +234,12 @@ def test_member_that_is_not_an_image(tmp_path):
         ds.decode(recs[1])
     with pytest.raises(CorruptImageError, match="no image member"):
         ds.decode(recs[2])
-    loader = DataLoader(ds, EvalTransform(None, 8, 10), batch_size=3, shuffle=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert [len(y) for _, y in loader] == [1]
-    assert len(loader.skipped) == 2 and len(caught) == 2
-    assert "train-0.tar:k1.jpg" in str(caught[0].message) and "no image" in str(caught[1].message)
+    lines = []
+    loader = DataLoader(ds, EvalTransform(None, 8, 10), batch_size=3, shuffle=False,
+                        skips=SkipLog(write=lines.append))
+    assert [len(y) for _, y in loader] == [1]
+    assert len(loader.skipped) == 2 and len(lines) == 2
+    assert "train-0.tar:k1.jpg" in lines[0] and "no image" in lines[1]
 
 
 def test_bad_shard_sets_are_data_errors(tmp_path):
