@@ -17,6 +17,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..atomic import atomic_write
+
 INK, GREY, LIGHT = (20, 20, 20), (110, 110, 110), (236, 236, 236)
 BAR, TRUE_BAR = (70, 120, 190), (205, 40, 30)  # other classes in blue, the true one in red, as the paper
 SAME, OTHER = (30, 130, 50), (190, 40, 30)  # a neighbour of the query's own class, or of another
@@ -233,9 +235,7 @@ def training_features(model, loader, cache_path, key, layer="relu7", progress=Tr
         bar.update(len(images))
     bar.close()
     features, labels = np.concatenate(feats), np.concatenate(labels)
-    folder = os.path.dirname(os.path.abspath(cache_path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = cache_path + ".tmp.npz"
-    np.savez(tmp, features=features, labels=labels, key=np.frombuffer(key.encode(), np.uint8))
-    os.replace(tmp, cache_path)
+    # all or nothing (minialex/atomic.py): a cut-off cache would be read back next time
+    atomic_write(cache_path, lambda f: np.savez(f, features=features, labels=labels,
+                                                key=np.frombuffer(key.encode(), np.uint8)))
     return features, labels, False

@@ -6,12 +6,13 @@ code that loads checkpoints. ``export_checkpoint`` writes the other way. docs/in
 """
 
 import importlib
+import io
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from ..atomic import write_bytes
 from ..models import AlexNetConfig
 from ..weights.checkpoint import CheckpointError, describe_checkpoint, find_checkpoint, load_checkpoint, split_state
 
@@ -138,24 +139,21 @@ def read_safetensors(path):
 
 # -- writing -----------------------------------------------------------------------------------
 def _atomic(out, write):
-    """``write(temporary path)`` beside ``out``, then rename it over ``out``: never half a file."""
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix_of(out), dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``write(f)`` into a buffer in memory, then the bytes to ``out`` through the project's one
+    atomic writer (minialex/atomic.py): never half a file, and WriteFailed (one line) when the
+    operating system refuses. onnx_graph.write_onnx passes ``onnx.save(model, f)``. An in-memory
+    buffer, not the temporary file itself, because onnx.save takes a file's ``name`` for a path
+    (a file opened on a descriptor has a number there)."""
+    buffer = io.BytesIO()
+    write(buffer)
+    write_bytes(out, buffer.getbuffer())
 
 
 def write_safetensors(out, state, metadata):
     st = require("safetensors.numpy", "safetensors", f"writing {out}")
-    _atomic(out, lambda tmp: st.save_file(state, tmp, metadata=metadata))
+    # save_file writes only to a path: serialise in memory (a few hundred MB at most for the
+    # paper's network) and let the atomic writer put the bytes in place
+    write_bytes(out, st.save(state, metadata=metadata))
 
 
 def export_checkpoint(source, out):

@@ -7,7 +7,7 @@ it the call fails with one line saying what to install. docs/interop.md; tests/i
 
     from minialex.interop.torch import load_safetensors
     module, meta = load_safetensors("alexnet.safetensors")   # eval mode, float32
-    logits = module(images)                                   # (N, 3, S, S) RGB minus the mean
+    logits = module(images)            # (N, 3, S, S) RGB minus meta["preprocess"]["mean_rgb"]
 """
 
 import importlib
@@ -18,6 +18,8 @@ from ..models import AlexNet, AlexNetConfig, alexnet_config
 from ..models import architecture
 
 TORCH_PIN = "torch==2.13.0"
+# PyTorch's own CPU wheel index: the plain PyPI wheel of torch pulls the CUDA libraries (about 2 GB)
+TORCH_INSTALL = f"pip install {TORCH_PIN} --index-url https://download.pytorch.org/whl/cpu"
 _classes = {}
 
 
@@ -26,8 +28,8 @@ def require_torch():
     try:
         return importlib.import_module("torch")
     except ImportError:
-        raise ImportError(f"minialex.interop.torch needs PyTorch, which is not installed: pip install {TORCH_PIN} "
-                          "(a CPU build is enough)") from None
+        raise ImportError(f"minialex.interop.torch needs PyTorch, which is not installed: {TORCH_INSTALL} "
+                          "(PyTorch's CPU build, which is enough)") from None
 
 
 def _module_classes():
@@ -152,11 +154,19 @@ def to_minialex(state, config, dtype=np.float32, **build):
 def load_safetensors(path, dtype=None):
     """(module, meta): the PyTorch module of an exported .safetensors file, built from the config
     in its metadata, weights loaded, in eval mode; ``meta`` holds the classes, names and
-    preprocessing (minialex.interop.read_weights)."""
+    preprocessing (minialex.interop.read_weights): ``meta["preprocess"]`` has the sizes
+    (``resize``, ``crop``) and ``mean_rgb``, the three channel means (RGB, 0..255) to subtract
+    from an image before it enters the module."""
     from ..weights.checkpoint import CheckpointError, split_state
     from .formats import read_weights
     arrays, meta = read_weights(path)
     if not meta.get("model_config"):
         raise CheckpointError(f"{path} has no minialex metadata saying which network it holds")
+    if "stats/mean_rgb" not in arrays:
+        raise CheckpointError(f"{path} lacks the channel means (stats/mean_rgb) that its preprocessing needs")
+    # read_weights gives the means as an array beside the weights, in checkpoint form; a PyTorch
+    # user wants them with the rest of the preprocessing, as plain numbers
+    mean_rgb = [float(v) for v in np.asarray(arrays["stats/mean_rgb"]).reshape(3)]
+    meta = dict(meta, preprocess=dict(meta.get("preprocess") or {}, mean_rgb=mean_rgb))
     module = build_module(meta["model_config"], dtype=dtype)
     return load_state(module, split_state(arrays)[0]), meta

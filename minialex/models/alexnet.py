@@ -83,6 +83,11 @@ class OneDevice:
 
     def __init__(self):
         self.transfers = Counter()  # nothing crosses devices here; the two-column network counts
+        self.device_id = None  # the GPU the parameters were moved to (None: the current one, or NumPy)
+
+    @property
+    def device_ids(self):
+        return [0 if self.device_id is None else self.device_id]
 
     def build(self, table, make):
         """Yield (name, layer) in forward order for the table's Layers."""
@@ -117,6 +122,8 @@ class OneDevice:
 
     def to(self, net, xp, dtype, device_id):
         Module.to(net, xp, dtype, device_id)
+        if device_id is not None:
+            self.device_id = int(device_id)
 
     def state_dict(self, net):
         return Module.state_dict(net)
@@ -187,6 +194,12 @@ class AlexNet(Module):
     def devices(self):
         """None on one device, else the (column A, column B) device ids."""
         return self.placement.devices
+
+    @property
+    def device_ids(self):
+        """The GPU ids the parameters live on, in column order: one id on one device, two with two
+        columns (on NumPy, [0]). What a data-parallel run makes a communicator for."""
+        return list(self.placement.device_ids)
 
     @property
     def transfers(self):

@@ -138,6 +138,10 @@ class TwoColumns:
         self.plan = []  # ("exchange", None) | ("columns", name) | ("classifier", name), forward order
         self._xp = np  # the backend of the current pass, set by forward and backward
 
+    @property
+    def device_ids(self):
+        return list(self.devices)
+
     # -- building ---------------------------------------------------------------------
     def build(self, table, make):
         """Yield (name, ColumnPair or layer) in forward order for the table's Layers, and write

@@ -6,6 +6,7 @@ docs/distributed.md explains the whole.
 """
 
 import os
+import socket
 import sys
 import traceback
 
@@ -95,6 +96,10 @@ def check_gpu_count(ids, layout, world, available):
         raise UsageError(f"--devices {layout} with {world.local_size} processes on this node ({per} each) needs "
                          f"GPUs up to {highest}, but this node has {available}; start fewer processes per node "
                          f"or pass other --devices")
+
+
+def hostname():
+    return socket.gethostname()
 
 
 def gpu_identities(xp, ids):
@@ -220,5 +225,16 @@ def crash_text(exc):
         "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-__all__ = ["open_world", "launcher_rank", "quiet_unless_root", "local_devices", "check_gpu_count", "gpu_identities",
+def start_up_fingerprint(resolved, train_set, val_set, meta):
+    """What must be the same in every process of a data-parallel run: the options (but those
+    of PER_PROCESS), the images (count and a digest of names and sizes) and the checkpoint."""
+    from ..data.stats import dataset_fingerprint
+    args = {k: v for k, v in resolved.items() if k not in PER_PROCESS}
+    data = {split: {"images": len(ds), "digest": dataset_fingerprint(ds, 0, None)}
+            for split, ds in (("train", train_set), ("val", val_set))}
+    ckpt = None if meta is None else {"epoch": meta.get("epoch"), "step": meta.get("step_in_epoch")}
+    return {"args": args, "data": data, "checkpoint": ckpt}
+
+
+__all__ = ["start_up_fingerprint", "open_world", "launcher_rank", "quiet_unless_root", "local_devices", "check_gpu_count", "gpu_identities",
            "Session", "PeerFailed", "report_crash", "crash_text", "PER_PROCESS"]

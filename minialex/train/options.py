@@ -5,11 +5,7 @@ import argparse
 import math
 import sys
 
-EXIT_USAGE = 2
-
-
-class UsageError(ValueError):
-    """A command-line value that cannot work (reported in one line, exit code 2)."""
+from .errors import EXIT_USAGE, UsageError
 
 
 class Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..atomic import atomic_write
 from ..backend import to_numpy
 
 # Line colours: training in blue, validation in orange, validation top-5 in green.
@@ -180,5 +181,5 @@ def save_curves(history, path, size=(1200, 480)):
     _panel(draw, (half + 75, 50, w - 25, h - 55), "error (%)",
            [("train_top1_err", "train_top1_err"), ("val_top1_err", "val_top1_err"),
             ("val_top5_err", "val_top5_err")], history, fonts, unit="%", cap=100.0)
-    img.save(path)
+    atomic_write(path, lambda f: img.save(f, format="PNG"))
     return img

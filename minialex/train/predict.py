@@ -8,18 +8,12 @@ import sys
 
 import numpy as np
 
-from ..data import DataError, EvalTransform, Stats, read_image, read_synset_words
+from ..data import DataError, read_image, read_synset_words
 from ..models import AlexNet
+from .build import eval_stats, eval_transform
 from ..nn import softmax
 from ..weights import CheckpointError, describe_checkpoint, find_checkpoint, load_weights, split_state
 from .options import EXIT_USAGE, HelpFormatter, Parser, int_at_least, run_main
-
-
-def eval_stats(arrays):
-    """The Stats that evaluation needs from a checkpoint's arrays: the mean image (None if absent)
-    and the channel means; the lighting eigenpairs matter only for training augmentation."""
-    return Stats(mean_image=arrays.get("stats/mean_image"), mean_rgb=arrays.get("stats/mean_rgb"),
-                 eigvals=np.ones(3, np.float32), eigvecs=np.eye(3, dtype=np.float32), count=0)
 
 
 class Predictor:
@@ -56,8 +50,7 @@ class Predictor:
                 self.names = [words.get(c, n) for c, n in zip(self.classes, self.names)]
         pre = meta["preprocess"]
         mean = pre.get("mean", "image") if "stats/mean_image" in arrays else "channel"
-        self.transform = EvalTransform(eval_stats(arrays), size_crop=pre["crop"], size_resize=pre["resize"],
-                                       mean=mean)
+        self.transform = eval_transform(eval_stats(arrays), pre["crop"], pre["resize"], mean=mean)
 
     @property
     def num_classes(self):

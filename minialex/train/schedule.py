@@ -33,18 +33,32 @@ class PlateauSchedule:
 
 class StepSchedule:
     """lr = base * gamma ** (number of milestones reached), like torchvision's StepLR
-    with ``--lr-step-size`` (every ``step_size`` epochs)."""
+    with ``--lr-step-size`` (every ``step_size`` epochs, counted from ``start_epoch``: a schedule
+    restarted on --resume counts from the epoch it restarted at)."""
 
-    def __init__(self, lr, step_size=30, gamma=0.1):
+    def __init__(self, lr, step_size=30, gamma=0.1, start_epoch=0):
         self.base, self.step_size, self.gamma = float(lr), int(step_size), float(gamma)
+        self.start_epoch = int(start_epoch)
         self.lr = self.base
 
     def step(self, epoch, val_error=None):
-        self.lr = self.base * self.gamma ** ((epoch + 1) // self.step_size)
+        self.lr = self.base * self.gamma ** ((epoch + 1 - self.start_epoch) // self.step_size)
         return self.lr
 
     def state_dict(self):
-        return {"kind": "step", "lr": self.lr}
+        return {"kind": "step", "lr": self.lr, "base": self.base, "start_epoch": self.start_epoch}
 
     def load_state_dict(self, state):
         self.lr = state["lr"]
+        self.base = state.get("base", self.base)  # (older checkpoints kept the current rate alone)
+        self.start_epoch = state.get("start_epoch", 0)
+
+
+def make_schedule(kind, lr, patience=3, step_size=30, start_epoch=0):
+    """The schedule ``kind`` ("plateau" or "step") starting at ``lr``; on a restart (--resume with
+    a schedule flag) the step schedule counts its epochs from ``start_epoch``."""
+    if kind == "plateau":
+        return PlateauSchedule(lr, patience=patience)
+    if kind == "step":
+        return StepSchedule(lr, step_size=step_size, start_epoch=start_epoch)
+    raise ValueError(f"unknown schedule {kind!r}; use 'plateau' or 'step'")

@@ -83,5 +83,32 @@ def check_resumable(model, classes, arrays, meta, path):
                               f"{class_differences(meta.get('classes') or [], list(classes))}")
 
 
-__all__ = ["shape_differences", "load_weights", "config_differences", "class_differences",
+def load_start_weights(model, arrays, meta, path, classes, reset_classifier):
+    """--weights: copy a checkpoint's weights into the new model (all but fc8 with --reset-classifier)."""
+    state, _ = split_state(arrays)
+    if reset_classifier:
+        load_weights(model, state, path, skip_prefixes=("fc8.",))
+        return
+    if meta.get("classes") is None:  # a file that names no classes (an ONNX graph from elsewhere)
+        shapes = shape_differences(state, model.state_dict(), limit=None)
+        if shapes and all(d.startswith("fc8.") for d in shapes):
+            raise CheckpointError(f"{path} has another number of classes than this data's {len(classes)} "
+                                  f"(file vs this run: {', '.join(shapes)}); add --reset-classifier to start "
+                                  "from every layer but fc8")
+        load_weights(model, state, path)  # its classes are taken to be the data's, in sorted order
+        return
+    saved = list(meta.get("classes") or [])
+    if len(saved) != len(classes):
+        shapes = shape_differences(state, model.state_dict())
+        raise CheckpointError(f"{path} was trained for {len(saved)} classes, this data has {len(classes)} "
+                              f"(checkpoint vs this run: {', '.join(shapes)}); add --reset-classifier to "
+                              "start from every layer but fc8")
+    if saved != classes:
+        raise CheckpointError(f"{path} was trained on other classes than this data's: "
+                              f"{class_differences(saved, classes)}; add --reset-classifier to start from "
+                              "every layer but fc8")
+    load_weights(model, state, path)
+
+
+__all__ = ["load_start_weights", "shape_differences", "load_weights", "config_differences", "class_differences",
            "check_resumable"]

@@ -1,6 +1,7 @@
 """Shared fixtures for the interop tests: a tiny real-JPEG dataset and a run trained on it for one
 epoch (through the training command, in this process), the paper's network built once, and the
-skips that name the missing package (pip install -e ".[interop]", pip install torch==2.13.0)."""
+skips that name the missing package (pip install -e ".[interop]", and PyTorch's CPU build:
+pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)."""
 
 import importlib
 import os
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from minialex.data import ensure_synthetic_dataset
+from minialex.interop.torch import TORCH_INSTALL
 from minialex.models import AlexNet
 from minialex.train import cli
 
@@ -28,7 +30,7 @@ def need(module, install=INTEROP):
 
 
 def need_torch():
-    return need("torch", "pip install torch==2.13.0")
+    return need("torch", TORCH_INSTALL)
 
 
 def relative_error(a, b):

@@ -65,6 +65,26 @@ def test_export_refuses_an_unknown_suffix(tiny_run, tmp_path):
     assert not (tmp_path / "w.pt").exists()
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".onnx"])
+def test_exports_go_through_the_one_atomic_writer(tiny_run, tmp_path, suffix):
+    """Both formats are written by minialex/atomic.py: a finished file and no temporary one beside
+    it, and an operating-system failure is WriteFailed in one line naming the file."""
+    need("safetensors" if suffix == ".safetensors" else "onnx")
+    from minialex.atomic import WriteFailed
+    from minialex.interop import export_checkpoint, read_weights
+    out = tmp_path / "out" / f"tiny{suffix}"
+    export_checkpoint(tiny_run, out)
+    assert os.listdir(out.parent) == [out.name]  # nothing left of the temporary file
+    assert read_weights(out)[1]["model_config"]
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(WriteFailed) as info:
+        export_checkpoint(tiny_run, blocked / f"tiny{suffix}")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"cannot write {blocked / f'tiny{suffix}'}: "), message
+    assert sorted(os.listdir(tmp_path)) == ["a-file", "out"] and blocked.read_text() == "not a folder"
+
+
 def test_train_starts_from_it_and_fine_tunes_it(exported, tiny_run, tiny_data, tmp_path, capsys):
     out = tmp_path / "same"
     code = cli.main(["--data", tiny_data, "--weights", str(exported), "--epochs", "1", "--lr", "1e-9",

@@ -130,6 +130,35 @@ def test_an_exported_safetensors_file_loads_into_pytorch(tiny_run, tmp_path):
     assert relative_error(torch_logits(again, x), model.forward(x)) < 1e-5
 
 
+def test_load_safetensors_gives_the_channel_means(tiny_run, tmp_path):
+    """docs/interop.md: ``meta`` holds the preprocessing, the three channel means included: the
+    checkpoint's stats/mean_rgb, as the export's metadata carries them, so a PyTorch user can
+    subtract them from an image without reading the metadata again."""
+    need("safetensors")
+    need_torch()
+    import json
+    from safetensors import safe_open
+    from minialex.interop import export_checkpoint
+    from minialex.interop.torch import load_safetensors
+    from minialex.weights.checkpoint import find_checkpoint, load_checkpoint
+    out = tmp_path / "tiny.safetensors"
+    source, _ = export_checkpoint(tiny_run, out)
+    _, meta = load_safetensors(out)
+    pre = meta["preprocess"]
+    assert "mean_rgb" in pre, f"load_safetensors' preprocessing lacks the channel means: {pre}"
+    mean_rgb = pre["mean_rgb"]
+    assert isinstance(mean_rgb, list) and len(mean_rgb) == 3 and all(type(v) is float for v in mean_rgb)
+    # the checkpoint's means (float32), exactly: float32 -> JSON -> float32 loses nothing
+    arrays, _ = load_checkpoint(find_checkpoint(tiny_run, prefer="best"))
+    assert source == find_checkpoint(tiny_run, prefer="best")
+    assert mean_rgb == [float(v) for v in np.asarray(arrays["stats/mean_rgb"], np.float32)]
+    assert all(0 < v < 255 for v in mean_rgb)  # real means of JPEG pixels, not zeros
+    with safe_open(out, "np") as f:
+        written = json.loads(f.metadata()["preprocess"])
+    assert np.allclose(mean_rgb, written["mean_rgb"], rtol=1e-6, atol=0)
+    assert (pre["resize"], pre["crop"]) == (written["resize"], written["crop"])
+
+
 def test_without_torch_one_line_names_the_pinned_install(monkeypatch):
     import minialex.interop.torch as mt
     real = importlib.import_module
@@ -144,5 +173,6 @@ def test_without_torch_one_line_names_the_pinned_install(monkeypatch):
     with pytest.raises(ImportError) as info:
         mt.build_module("tiny")
     message = str(info.value)
-    assert "\n" not in message and "pip install torch==2.13.0" in message
+    assert "\n" not in message
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in message
     assert os.path.basename(mt.__file__) == "torch.py"

@@ -2,6 +2,9 @@
 and a run interrupted mid-epoch (Ctrl-C) continues from the very batch it stopped at, with the
 best checkpoint kept consistent."""
 
+import os
+import signal
+
 import numpy as np
 from minialex.train import Trainer, load_checkpoint
 from minialex.train.cli import main, run
@@ -42,15 +45,19 @@ def test_interrupt_mid_epoch_then_resume_is_bitwise_exact(tiny_folder, tmp_path,
 
     def interrupted(self, images, labels):
         calls["n"] += 1
-        if calls["n"] == 6:  # epoch 2 of 4 steps each: stop before its second step
-            raise KeyboardInterrupt
+        if calls["n"] == 6:  # epoch 2 of 4 steps each: Ctrl-C during its second step
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self, images, labels)
 
     monkeypatch.setattr(Trainer, "train_step", interrupted)
     capsys.readouterr()
     assert main(tiny_args(tiny_folder, tmp_path / "cut", "--epochs", "2")) == 130
     cut = str(tmp_path / "cut" / "checkpoint.npz")
-    assert f"interrupted at epoch 2, step 1: saved {cut}; continue with --resume {cut}" in capsys.readouterr().err
+    # the signal came before the step's exchange: the run stops there, 1 step of epoch 2 done;
+    # the message gives the whole command, with this invocation's own flags
+    err = capsys.readouterr().err
+    assert f"interrupted (SIGINT) at epoch 2, step 1: saved {cut}; continue with: " in err
+    assert err.strip().endswith(f"--resume {cut} --workers 2 --no-progress")
     monkeypatch.setattr(Trainer, "train_step", original)
     _, meta = load_checkpoint(cut)
     assert (meta["epoch"], meta["step_in_epoch"], meta["best"]["epoch"]) == (1, 1, 1)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from minialex.data import ImageFolder
 from minialex.train import load_checkpoint
-from minialex.train.cli import model_for_images, typical_shorter_side
+from minialex.train.build import model_for_images, typical_shorter_side
 
 from .conftest import ROOT, TRAIN, assert_one_line_error, script, tiny_args
 from .test_cli import tree
@@ -143,11 +143,13 @@ def test_ctrl_c_then_the_printed_command(tiny_folder, tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     message = lines[0]
-    match = re.search(r"continue with (--resume \S+)", message)
+    match = re.search(r"continue with: (.+)$", message)
     assert match and f"saved {run / 'checkpoint.npz'}" in message, message
     _, meta = load_checkpoint(run / "checkpoint.npz")
     assert 1 <= meta["epoch"] < 20
-    resumed = script(TRAIN, *shlex.split(match.group(1)), cwd=tmp_path)  # exactly what it said
+    command = shlex.split(match.group(1))  # the whole command, as a user would paste it
+    assert command[:2] == ["python", TRAIN] and command[2:4] == ["--resume", str(run / "checkpoint.npz")], command
+    resumed = script(*command[1:], cwd=tmp_path)  # exactly what it said (python: this interpreter)
     assert resumed.returncode == 0, resumed.stderr
     assert epochs_in(run) == list(range(1, 21))
     assert sorted(os.listdir(tmp_path)) == ["x"]  # nothing written anywhere else

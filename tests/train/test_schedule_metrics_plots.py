@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from minialex.train import PlateauSchedule, StepSchedule, filter_grid, save_curves, topk_correct
+from minialex.train.metrics import mean_log_softmax
 from minialex.train.plots import COLOURS, GRID, nice_step, value_axis
 
 
@@ -22,11 +23,37 @@ def test_step_schedule():
     assert [round(s.step(e), 6) for e in range(5)] == [0.1, 0.01, 0.01, 0.001, 0.001]
 
 
-def test_topk_correct_counts_ties_in_favour():
-    logits = np.array([[0.1, 0.9, 0.5], [1.0, 1.0, 0.0], [0.3, 0.2, 0.1]])
-    labels = np.array([2, 1, 2])
-    # sample 0: label ranks 2nd; sample 1: tie for first; sample 2: last
-    assert topk_correct(logits, labels, ks=(1, 2, 3)) == [1, 2, 3]
+def test_topk_correct_counts_ties_against_the_label():
+    logits = np.array([[0.1, 0.9, 0.5], [1.0, 1.0, 0.0], [0.3, 0.2, 0.1], [0.0, 0.0, 0.0]])
+    labels = np.array([2, 1, 2, 0])
+    # sample 0: label ranks 2nd; sample 1: tied for first, counts as 2nd; sample 2: last;
+    # sample 3: all equal, counts as last
+    assert topk_correct(logits, labels, ks=(1, 2, 3)) == [0, 2, 4]
+    assert topk_correct(np.array([[np.nan, 1.0, 0.0]]), np.array([1]), ks=(1, 3)) == [0, 0]  # a NaN row is wrong
+
+
+def test_top5_of_a_diverged_network_is_chance_not_zero():
+    """The defect: probabilities that underflow to 0 all tie, and ties counted for the label made a
+    diverged run report val_top5_err 0%. Ranked by the log of the mean softmax, it is chance."""
+    rng = np.random.default_rng(0)
+    n, k = 2000, 10
+    logits = rng.normal(0, 1, (n, 1, k)).astype(np.float32)
+    logits[:, 0, 0] = 1000.0  # every image "sure" of class 0: the others' softmax is exactly 0
+    labels = rng.integers(1, k, n)  # never class 0
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    assert (probs[:, 0, 1:] == 0).all()  # the underflow the old ranking tied on
+    top1, top5 = topk_correct(mean_log_softmax(logits), labels, ks=(1, 5))
+    assert top1 == 0
+    assert abs(top5 / n - 4 / 9) < 0.05  # label uniform among the 9 others, 4 top-5 places left
+
+
+def test_mean_log_softmax_is_the_log_of_the_crops_mean_softmax():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (4, 10, 7))
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(mean_log_softmax(logits), np.log(p.mean(axis=1)), rtol=1e-12, atol=1e-12)
 
 
 def tile_bands(img, min_columns):
