@@ -7,7 +7,7 @@ how much of the one-process speed each process keeps when the gradients are aver
     python benchmarks/bench_data_parallel.py --project-only [--gpu-step-ms MS]   # the projection alone
 
 What is measured. Every process runs ``Trainer.train_step`` (minialex/train/trainer.py), the
-step the training script runs: for N > 1 that is ``Trainer.parallel_step``, with its exchange
+step the training script runs: for N > 1 that is ``Trainer.train_step`` (the one step path), with its exchange
 of the batch counts, forward, loss, the loss gradient scaled by m/M, backward handing each
 finished layer to ``DataParallel.grads_ready``, ``DataParallel.finish`` (the allreduce
 engine of minialex/parallel/data_parallel.py: MPI_Allreduce in a communication thread on

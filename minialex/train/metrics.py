@@ -35,7 +35,7 @@ def topk_correct(scores, labels, ks=(1, 5)):
         # rank of the label = how many other classes score at least as high (no sort needed:
         # the label is in the top k exactly when fewer than k others reach its score)
         rank = (scores >= label_score).sum(axis=1) - 1  # (N,)
-        rank = xp.where(xp.isnan(scores).any(axis=1), scores.shape[1], rank)
+        rank = xp.where((scores != scores).any(axis=1), scores.shape[1], rank)  # (NaN != NaN)
         return [int(backend.to_numpy((rank < k).sum())) for k in ks]
 
 

@@ -87,6 +87,11 @@ class Trainer:
     def engine_note(self):
         return self.optimizer.note
 
+    @property
+    def data_parallel(self):
+        """The gradient buckets and allreduce engine of a data-parallel run (None alone)."""
+        return self.optimizer.data_parallel
+
     def _to_device(self, x, what="images"):
         """A host batch on the model's device: on CuPy through pinned buffers on a stream of its
         own (backend.Uploader, one per kind of array), so the copy overlaps the step still
@@ -248,7 +253,8 @@ class Trainer:
                 self.reporter.write_args(self.args)
                 self.checkpoints.ensure_best(self)
                 self.reporter.write_logs(self.history, self.model)  # (a resumed run's logs start complete)
-            with self.stop, self._watchdog():
+            # a diverging run overflows: the loss check says so in one line, NumPy need not warn
+            with self.stop, self._watchdog(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 while self.epoch < self.epochs:
                     row, improved = self._one_epoch()
                     self.check_weights_equal()

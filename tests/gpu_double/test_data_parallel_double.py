@@ -1,5 +1,5 @@
 """The data-parallel step on the CuPy code path, on the AccountingCupy test double
-(tests/gpu_double/accounting_cupy.py) with a stand-in for NCCL: what ``Trainer.parallel_step``
+(tests/gpu_double/accounting_cupy.py) with a stand-in for NCCL: what ``Trainer.train_step``
 asks of the GPUs (no host syncs, every allreduce ordered after the backward kernels that wrote
 its bucket on a stream of its own, the update ordered after the allreduces, one communicator
 per device) and that it computes the one-process step. No GPU is needed; docs/distributed.md.
@@ -97,10 +97,10 @@ def test_nccl_step_is_ordered_and_never_syncs(devices, monkeypatch):
         assert sorted(dp.engine.comms) == sorted(set(devices or (0,)))  # one communicator per device
         FakeNccl.buckets = {b.flat.data.ptr: b.flat for b in dp.buckets}
         monkeypatch.setattr(accounting_cupy.Stream, "ptr", property(lambda self: self), raising=False)
-        trainer.parallel_step(*batch(0))  # warm-up: buffers, kernels
+        trainer.train_step(*batch(0))  # warm-up: buffers, kernels
         ledger.reset()
         FakeNccl.calls = []
-        trainer.parallel_step(*batch(1))
+        trainer.train_step(*batch(1))
         print(f"\ndata-parallel step, devices {devices}: {ledger.summary()}, "
               f"{len(FakeNccl.calls)} allreduces in {dp.num_buckets} buckets")
         assert ledger.syncs == [], ledger.syncs
@@ -145,9 +145,9 @@ def test_without_nccl_the_sums_go_through_the_host():
         assert isinstance(engine, data_parallel.StagedMpiAllreduce) and "NCCL" in note
         trainer = make_trainer(xp, None, StagedWorld())
         assert isinstance(trainer.data_parallel.engine, data_parallel.StagedMpiAllreduce)
-        trainer.parallel_step(*batch(0))
+        trainer.train_step(*batch(0))
         ledger.reset()
-        trainer.parallel_step(*batch(1))
+        trainer.train_step(*batch(1))
         print(f"\ndata-parallel step through host copies: {ledger.summary()}")
         assert ledger.host_to_device and all(pinned for _, pinned in ledger.host_to_device)  # pinned staging
         got = {k: backend.to_numpy(v).copy() for k, v in trainer.model.state_dict().items()}

@@ -16,7 +16,7 @@ from minialex.train import cli, trainer  # noqa: E402
 def main():
     rank, step, how = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     steps = {"n": 0}
-    original = trainer.Trainer.parallel_step
+    original = trainer.Trainer.train_step
 
     def failing_step(self, images, labels):
         steps["n"] += 1
@@ -26,7 +26,7 @@ def main():
             raise RuntimeError(f"failure made on purpose in step {step}")
         return original(self, images, labels)
 
-    trainer.Trainer.parallel_step = failing_step
+    trainer.Trainer.train_step = failing_step
     return cli.main(sys.argv[4:])
 
 

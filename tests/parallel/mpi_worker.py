@@ -25,15 +25,13 @@ from minialex.train.trainer import Trainer, TrainingInterrupted  # noqa: E402
 
 def ask_for_a_stop(trainer, after):
     """After ``after`` steps, process 0 alone notes a stop request (what its SIGINT handler does);
-    the next step's exchange makes every process stop there. One process: Ctrl-C itself."""
+    the next step's exchange makes every process stop there (one process: itself)."""
     step, steps = trainer.train_step, {"n": 0}
 
     def counting(images, labels):
         if steps["n"] == after:
-            if trainer.world.size == 1:
-                raise KeyboardInterrupt
             if trainer.world.is_root:
-                trainer.stop_signal = "SIGINT"
+                trainer.stop.requested = "SIGINT"
         steps["n"] += 1
         return step(images, labels)
 
