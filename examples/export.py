@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from minialex.interop import EXPORT_SUFFIXES, export_checkpoint  # noqa: E402
 from minialex.models import AlexNetConfig  # noqa: E402
+from minialex.atomic import WriteFailed  # noqa: E402
 from minialex.weights.checkpoint import CheckpointError  # noqa: E402
 from minialex.train.options import EXIT_USAGE, HelpFormatter, Parser, run_main  # noqa: E402
 
@@ -51,7 +52,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run_main(run, argv)
-    except CheckpointError as exc:
+    except (CheckpointError, WriteFailed) as exc:  # a file that cannot be read, or written
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -6,7 +6,6 @@ code that loads checkpoints. ``export_checkpoint`` writes the other way. docs/in
 """
 
 import importlib
-import io
 import json
 import os
 
@@ -138,17 +137,6 @@ def read_safetensors(path):
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _atomic(out, write):
-    """``write(f)`` into a buffer in memory, then the bytes to ``out`` through the project's one
-    atomic writer (minialex/atomic.py): never half a file, and WriteFailed (one line) when the
-    operating system refuses. onnx_graph.write_onnx passes ``onnx.save(model, f)``. An in-memory
-    buffer, not the temporary file itself, because onnx.save takes a file's ``name`` for a path
-    (a file opened on a descriptor has a number there)."""
-    buffer = io.BytesIO()
-    write(buffer)
-    write_bytes(out, buffer.getbuffer())
-
-
 def write_safetensors(out, state, metadata):
     st = require("safetensors.numpy", "safetensors", f"writing {out}")
     # save_file writes only to a path: serialise in memory (a few hundred MB at most for the

@@ -21,7 +21,8 @@ import numpy as np
 from ..models import AlexNetConfig, alexnet_config
 from ..models import architecture
 from ..weights.checkpoint import CheckpointError
-from .formats import FORMAT, _atomic, checked_state, meta_from_export, require
+from ..atomic import write_bytes
+from .formats import FORMAT, checked_state, meta_from_export, require
 
 OPSET = 17
 INPUT, OUTPUT = "input", "logits"
@@ -116,9 +117,9 @@ def _lrn_nodes(helper, numpy_helper, nodes, inits, x, name, cfg, width):
 
 
 def write_onnx(out, config, state, metadata):
-    onnx = _onnx(f"writing {out}")
+    _onnx(f"writing {out}")  # one line naming the extra to install, if onnx is missing
     model = build_graph(config, state, metadata)
-    _atomic(out, lambda tmp: onnx.save(model, tmp))
+    write_bytes(out, model.SerializeToString())  # all or nothing (minialex/atomic.py)
 
 
 # -- import ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .errors import EXIT_USAGE, UsageError
+from .errors import EXIT_USAGE, UsageError  # noqa: F401  (UsageError: re-exported for the scripts)
 
 
 class Parser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ import pytest
 from minialex.train import load_checkpoint
 from minialex.train.config import RESUME_RULE
 
-from .conftest import ROOT, TRAIN, assert_one_line_error, script, tiny_args
+from .conftest import TRAIN, assert_one_line_error, script, tiny_args
 
 
 @pytest.fixture(scope="module")

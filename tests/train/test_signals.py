@@ -104,7 +104,7 @@ def test_stop_anywhere_then_resume_equals_the_straight_run(moment, signum, strai
     assert code == 130, err
     cut = out / "checkpoint.npz"
     assert f"interrupted ({signal.Signals(signum).name}) " in err and f"saved {cut}" in err
-    assert f"continue with: " in err and f"--resume {cut}" in err
+    assert "continue with: " in err and f"--resume {cut}" in err
     assert [f for f in os.listdir(out) if f.startswith(".tmp-")] == []
     assert main(["--resume", str(cut), "--no-progress"]) == 0
     assert_same_run(straight, state_of(cut))
