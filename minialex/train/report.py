@@ -60,6 +60,10 @@ class Reporter:
     def bar(self, total, desc, initial=0):
         return tqdm(total=total, initial=initial, desc=desc, disable=not self.bars, leave=False, dynamic_ncols=True)
 
+    def bar_over(self, iterable, total, desc):
+        """``iterable`` under a progress bar when bars are drawn, else itself."""
+        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True) if self.bars else iterable
+
     def epoch_line(self, row, improved=False, skipped=0):
         top5 = f"  val_top5_err {row['val_top5_err']:.2f}%" if "val_top5_err" in row else ""
         skip = f"  ({skipped} unreadable image{'s' if skipped != 1 else ''} skipped)" if skipped else ""

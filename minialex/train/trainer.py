@@ -214,7 +214,7 @@ class Trainer:
         with deferred_interrupt():
             run = loader.epoch_iter(epoch)
         try:
-            for images, labels in tqdm_or_plain(self.reporter, run, len(loader)):
+            for images, labels in self.reporter.bar_over(run, len(loader), "validate"):
                 if (asked := self._agreed_stop()) is not None:  # a stop between two validation batches
                     raise _Stop(asked)
                 if self.watchdog is not None:
@@ -342,14 +342,6 @@ class Trainer:
     def restore(self, arrays, meta, path):
         """``resume`` for a checkpoint already read."""
         restore(self, arrays, meta, path)
-
-
-def tqdm_or_plain(reporter, iterable, total):
-    """Validation batches, under a progress bar when bars are drawn."""
-    if not reporter.bars:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, desc="validate", leave=False, dynamic_ncols=True)
 
 
 __all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "TrainingFailed"]
