@@ -32,13 +32,10 @@ class StopSignals:
         self._depth = 0  # (entered again inside its own block: the outer entry's handlers stay)
 
     def _note(self, signum, frame):
-        if self.requested is None:
+        if self.requested is None:  # (a later SIGTERM or SIGUSR1 changes nothing)
             self.requested = signal.Signals(signum).name
             # a second Ctrl-C is the user insisting: Python's own behaviour from here on
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            return
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
 
     def __enter__(self):
         self._depth += 1
