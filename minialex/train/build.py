@@ -8,6 +8,7 @@ import os
 import re
 import statistics
 
+import numpy as np
 from PIL import Image
 
 from ..data import (DataLoader, EvalTransform, Stats, TrainTransform, cifar10_datasets, ensure_synthetic_dataset,
@@ -23,13 +24,9 @@ PAPER_MIN_SIDE, SMALL_MIN_SIDE = 224, 48
 
 # The kinds of data a run trains on, each with one name everywhere (checkpoints, output
 # folders, messages): the embedded synthetic dataset, an ImageNet-style folder (or tar
-# shards), CIFAR-10's python batches. A checkpoint records "cifar10" or "folder" (its script).
+# shards), CIFAR-10's python batches. A checkpoint records the script instead ("cifar10" or
+# "folder"), which is what --resume must match.
 EMBEDDED, IMAGENET, CIFAR10 = "embedded", "imagenet", "cifar10"
-
-
-def script_of(kind):
-    """The script a kind of data belongs to, as checkpoints record it: "cifar10" or "folder"."""
-    return "cifar10" if kind == CIFAR10 else "folder"
 
 
 def describe_data(kind, data):
@@ -157,7 +154,6 @@ def training_stats(train_set, kind, output_dir, cfg, skips):
 def eval_stats(arrays):
     """The Stats that evaluation needs from a checkpoint's arrays: the mean image (None if absent)
     and the channel means; the lighting eigenpairs matter only for training augmentation."""
-    import numpy as np
     return Stats(mean_image=arrays.get("stats/mean_image"), mean_rgb=arrays.get("stats/mean_rgb"),
                  eigvals=np.ones(3, np.float32), eigvecs=np.eye(3, dtype=np.float32), count=0)
 
@@ -202,4 +198,4 @@ def default_output_dir(kind, data, model):
 
 __all__ = ["EMBEDDED", "IMAGENET", "CIFAR10", "datasets", "choose_model", "build_model", "training_stats",
            "eval_stats", "eval_transform", "loaders", "default_output_dir", "typical_shorter_side",
-           "model_for_images", "preset_name", "script_of", "describe_data", "is_streaming"]
+           "model_for_images", "preset_name", "describe_data", "is_streaming"]

@@ -11,7 +11,8 @@ import sys
 import traceback
 
 from ..parallel.world import world as make_world
-from .options import UsageError
+from .config import flag
+from .errors import UsageError
 
 # Options that may differ between the processes: they change nothing in the training itself.
 PER_PROCESS = ("workers", "print_freq", "no_progress", "timeout")
@@ -136,10 +137,6 @@ class PeerFailed(Exception):
         self.code, self.message = code, message
 
 
-def flag_name(key):
-    return "--" + key.replace("_", "-")
-
-
 def _show(value):
     return "unset" if value is None else (value if isinstance(value, str) else repr(value))
 
@@ -155,8 +152,8 @@ def differences(same):
             if section == "args":
                 for key in sorted(set(a) | set(b)):
                     if a.get(key) != b.get(key):
-                        return (f"process {rank} was started with {flag_name(key)} {_show(b.get(key))}, process 0 "
-                                f"with {flag_name(key)} {_show(a.get(key))}")
+                        return (f"process {rank} was started with {flag(key)} {_show(b.get(key))}, process 0 "
+                                f"with {flag(key)} {_show(a.get(key))}")
             if section == "data":
                 for split in sorted(a):
                     x, y = a[split], b.get(split) or {}

@@ -3,7 +3,6 @@ names the flag and the allowed range, exit code 2, before anything is read or wr
 
 import argparse
 import math
-import sys
 
 from .errors import EXIT_USAGE, UsageError  # noqa: F401  (UsageError: re-exported for the scripts)
 
@@ -69,8 +68,3 @@ def run_main(body, argv):
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-
-
-def fail(message, code=EXIT_USAGE):
-    print(f"error: {message}", file=sys.stderr)
-    return code

@@ -75,12 +75,5 @@ def prepare_output_dir(out, replace, keep=None):
             raise UsageError(f"--overwrite: cannot remove {path}: {exc.strerror or exc}") from None
 
 
-def existing_checkpoint(out):
-    """The path of the folder's latest checkpoint if it exists, else None (messages name only
-    files that exist)."""
-    path = os.path.join(out, LATEST)
-    return path if os.path.isfile(path) else None
-
-
-__all__ = ["run_files", "checkpoints_in", "check_output_dir", "prepare_output_dir", "existing_checkpoint",
+__all__ = ["run_files", "checkpoints_in", "check_output_dir", "prepare_output_dir",
            "CHECKPOINTS"]

@@ -19,13 +19,14 @@ from ..nn import SoftmaxCrossEntropy
 from ..optim import SGD
 from ..parallel.optimizer import AveragingOptimizer
 from ..parallel.world import Solo, Watchdog
+from ..weights import load_checkpoint
 from .config import FIXED, RECIPES
 from .errors import NonFiniteLossError, TrainingFailed, TrainingInterrupted, WeightsDivergedError
 from .metrics import mean_log_softmax, topk_correct
 from .report import Reporter, reports_top5
 from .schedule import make_schedule
 from .signals import StopSignals, deferred_interrupt
-from .state import RunCheckpoints, restore, trainer_state
+from .state import RunCheckpoints, restore
 
 _PAPER = dict(zip(("epochs", "lr", "patience"), (RECIPES["paper"][2], RECIPES["paper"][4], RECIPES["paper"][5])))
 
@@ -325,16 +326,8 @@ class Trainer:
                                        f"{self.epoch}; the processes no longer train one model")
 
     # -- checkpoints ----------------------------------------------------------------
-    def save(self, path=None, saved_as="latest"):
-        """This instant as a checkpoint: the run's latest (or best, ``saved_as="best"``), or ``path``."""
-        if path is None:
-            return self.checkpoints.save(self, best=saved_as == "best")
-        from ..weights import save_checkpoint
-        save_checkpoint(path, *trainer_state(self, saved_as))
-
     def resume(self, path):
         """Restore everything a checkpoint holds; CheckpointError if it does not fit this run."""
-        from ..weights import load_checkpoint
         arrays, meta = load_checkpoint(path)
         restore(self, arrays, meta, path)
         return meta
