@@ -117,6 +117,7 @@ class DataLoader:
             self._subset = subset_indices(len(dataset), max_images)  # dataset indices in use
             self._num_samples = len(self._subset)
         self._active = None  # weak reference to the running epoch
+        self._threads = None  # (thread pool, stream reader) of that epoch, to join them on close
 
     @property
     def num_samples(self):
@@ -152,6 +153,7 @@ class DataLoader:
         self.skipped = []
         run = _EpochRun(self, int(epoch), int(start_batch))
         self._active = weakref.ref(run)
+        self._threads = (run.pool, run.reader)
         return run
 
     def close(self):
@@ -159,7 +161,14 @@ class DataLoader:
         run = self._active() if self._active is not None else None
         if run is not None:
             run.close()
-        self._active = None
+        elif self._threads is not None:
+            # The run was dropped (a ``for`` loop left with break) and its __del__ could only
+            # ask the threads to stop; wait for them here, so close() means they are gone.
+            pool, reader = self._threads
+            if reader is not None:
+                reader.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._active = self._threads = None
 
     def __enter__(self):
         return self
