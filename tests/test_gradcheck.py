@@ -7,7 +7,7 @@ import pytest
 
 from minialex import gradcheck
 from minialex.gradcheck import check_layer, numerical_gradient, rel_error
-from minialex.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential
+from minialex.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, functional
 
 
 def test_rel_error():
@@ -44,15 +44,15 @@ def test_a_broken_reference_backward_is_caught(rng, monkeypatch):
     """Double dW in the reference's GEMM backward: the default check must fail on the weight,
     while the CPU kernel (untouched) still passes when asked for explicitly."""
     layer, x = _conv(rng)
-    right = Conv2d.columns_backward
+    right = functional.conv.conv2d_backward
 
-    def broken(layer_, cols, dout):
-        before = layer_.weight.grad.copy()
-        dcols = right(layer_, cols, dout)
-        layer_.weight.grad += layer_.weight.grad - before  # dW counted twice
-        return dcols
+    def broken(dout, cache, dw=None, db=None, need_dx=True):
+        before = dw.copy()
+        dx, dw, db = right(dout, cache, dw, db, need_dx)
+        dw += dw - before  # dW counted twice
+        return dx, dw, db
 
-    monkeypatch.setattr(Conv2d, "columns_backward", broken)
+    monkeypatch.setattr(functional.conv, "conv2d_backward", broken)
     errors = check_layer(layer, x)
     assert errors["weight"] > 0.1 and errors["x"] < 1e-6
     assert max(check_layer(layer, x, implementation="kernels").values()) < 1e-6

@@ -15,7 +15,6 @@ import numpy as np
 from .. import backend
 from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
 from ..nn.module import Module, describe
-from ..nn.relu import backward_reusing
 from ..parallel.two_column import TwoColumns
 from . import architecture
 from .architecture import IMAGE
@@ -115,7 +114,7 @@ class OneDevice:
 
     def backward(self, net, dout, grads_ready=None):
         for name, layer in reversed(list(net.named_children())):
-            dout = backward_reusing(layer, dout)  # a ReLU may write over dout: only it reads it
+            dout = layer.backward(dout)  # ReLU(inplace=True) writes over dout: only it reads it
             if grads_ready is not None:
                 grads_ready(name)
         return dout

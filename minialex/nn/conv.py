@@ -1,17 +1,19 @@
-"""Conv2d: 2-D convolution (cross-correlation, as in every deep-learning library) by im2col,
-with stride, zero padding and groups. Backward pass derived in docs/layers/conv2d.md;
-checked in tests/nn/test_conv.py against finite differences and a naive loop.
-Fast versions: minialex/kernels/cpu/conv.py, minialex/kernels/cuda/conv.py."""
+"""Conv2d: the layer that holds a 2-D convolution's weight, bias and hyperparameters and calls
+the conv2d pair. The mathematics: minialex/nn/functional/conv.py (derived in
+docs/layers/conv2d.md); fast versions of the pair: minialex/kernels/cpu/conv.py,
+minialex/kernels/cuda/conv.py; all tested in tests/ops/test_conv2d.py."""
 
 import numpy as np
 
-from .. import backend
 from ..kernels.cpu import conv as cpu_conv
 from ..kernels.cuda import conv as cuda_conv
+from . import functional
 from .checks import check_float_input, check_same_dtype, pair
-from .dispatch import REFERENCE, fast_implementation
-from .im2col import col2im, conv_output_size, im2col
+from .dispatch import Op
+from .functional.im2col import conv_output_size
 from .module import Module, Parameter, describe
+
+CONV2D = Op("conv2d", reference=functional.conv, cpu=cpu_conv, cuda=cuda_conv)
 
 
 class Conv2d(Module):
@@ -71,58 +73,11 @@ class Conv2d(Module):
             )
 
     def forward(self, x):
-        """x (N, C, H, W) -> y (N, F, OH, OW). Reference: im2col of the whole batch, then the GEMMs."""
+        """x (N, C, H, W) -> y (N, F, OH, OW): conv2d_forward."""
         self._check(x)
-        if (fast := fast_implementation(x, cpu=cpu_conv, cuda=cuda_conv)) is not None:
-            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C, KH, KW, OH, OW)
-        self.save_for_backward(REFERENCE, cols=cols, x_shape=x.shape)
-        return self.columns_forward(cols)
+        return self.forward_with(CONV2D, x, self.weight.data, self.bias.data, self.stride, self.padding, self.groups)
 
     def backward(self, dout):
         """dout (N, F, OH, OW) -> dx (N, C, H, W), or None without input_grad; adds into the grads."""
-        saved = self.saved_for_backward()
-        if saved.by is not REFERENCE:
-            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
-        dcols = self.columns_backward(saved.cols, dout)  # (N, C, KH, KW, OH, OW), or None
-        if dcols is None:
-            return None
-        return col2im(dcols, saved.x_shape, self.kernel_size, self.stride, self.padding)
-
-    # -- the GEMM halves of the reference -------------------------------------------------------
-    def columns_forward(self, cols):
-        """y = W @ cols + b per group: cols (N, C, KH, KW, OH, OW) -> y (N, F, OH, OW)."""
-        xp = backend.get_array_module(cols)
-        n, c, kh, kw, oh, ow = cols.shape
-        g, f = self.groups, self.out_channels
-        # Channels are the slowest axis inside a sample, so cutting C into G blocks
-        # keeps each group's (C/G)*KH*KW rows contiguous.
-        cols_g = cols.reshape(n, g, (c // g) * kh * kw, oh * ow)  # (N, G, K, L), K=C/G*KH*KW, L=OH*OW
-        w_g = self.weight.data.reshape(g, f // g, -1)  # (G, F/G, K)
-        y = xp.matmul(w_g, cols_g)  # (G, F/G, K) @ (N, G, K, L) -> (N, G, F/G, L)
-        y = y.reshape(n, f, oh, ow)  # (N, F, OH, OW): groups are consecutive blocks of filters
-        y += self.bias.data.reshape(1, f, 1, 1)
-        return y
-
-    def columns_backward(self, cols, dout):
-        """Adds db and dW into the grads; returns dcols (the shape of cols), or None without
-        input_grad."""
-        xp = backend.get_array_module(dout)
-        n, f, oh, ow = dout.shape
-        g = self.groups
-        k = cols.shape[1] // g * cols.shape[2] * cols.shape[3]
-        dout_g = dout.reshape(n, g, f // g, oh * ow)  # (N, G, F/G, L)
-        cols_g = cols.reshape(n, g, k, oh * ow)  # (N, G, K, L)
-
-        # y = b + W x_cols, so db sums dout over everything but the filter axis ...
-        self.bias.grad += dout.sum(axis=(0, 2, 3))
-        # ... dW[g] = sum_n dout[n, g] @ cols[n, g]^T  (contract over samples and pixels) ...
-        dw = self.weight.grad.reshape(g, f // g, k)  # (G, F/G, K), a view of the grad buffer
-        for gi in range(g):
-            dw[gi] += xp.tensordot(dout_g[:, gi], cols_g[:, gi], axes=([0, 2], [0, 2]))
-        if not self.input_grad:
-            return None
-        # ... and dcols = W^T @ dout, which col2im scatters back onto the input pixels.
-        w_g = self.weight.data.reshape(g, f // g, k)  # (G, F/G, K)
-        dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)  # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L)
-        return dcols.reshape(cols.shape)  # (N, C, KH, KW, OH, OW)
+        dx, _, _ = self.backward_with(dout, dw=self.weight.grad, db=self.bias.grad, need_dx=self.input_grad)
+        return dx

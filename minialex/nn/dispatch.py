@@ -1,30 +1,34 @@
-"""Which implementation of a layer runs: the readable reference, a CPU kernel or a CUDA kernel.
+"""Which implementation of an op runs: the readable reference, a CPU kernel or a CUDA kernel.
 
-Every layer decides the same way, in the same two lines (explained in docs/backend.md):
+Every op (conv2d, max-pool, LRN, ReLU, dropout's mask, linear, SGD's update) has one readable
+reference, a pure forward/backward pair in minialex/nn/functional/ (SGD's update in
+minialex/optim/functional.py), and may have fast versions of the SAME pair, with the same
+signatures, in minialex/kernels/cpu/ and minialex/kernels/cuda/. An ``Op`` names them:
 
-    if (fast := fast_implementation(x, cpu=cpu_conv, cuda=cuda_conv)) is not None:
-        return self.run_fast(fast, x)   # the kernel saves what its own backward needs
+    CONV2D = Op("conv2d", reference=F.conv, cpu=cpu_conv, cuda=cuda_conv)
+    pair = CONV2D.pick(x)              # a Pair: pair.forward, pair.backward, pair.by
+    y, cache = pair.forward(x, w, b, stride, padding, groups)
+    dx, dw, db = pair.backward(dout, cache)
 
-and below them writes its reference forward, the mathematics that docs/layers/ derives.
-``fast_implementation`` picks by the array's backend: a NumPy floating array gets the ``cpu``
-module (minialex/kernels/cpu/), a CuPy array the ``cuda`` one (minialex/kernels/cuda/). Inside
-``with minialex.nn.reference():``, or for a whole run with MINIALEX_REFERENCE=1 in the
-environment, it returns None and every layer runs its reference on NumPy and CuPy alike.
-
-Forward records who made what it saved (``Saved.by``), and backward follows that record, so a
-backward never runs a different implementation from its forward, even if the switch changed in
-between.
+``pick`` is the one place a choice is made, by the array's backend: a floating NumPy array
+gets the ``cpu`` module, a floating CuPy array the ``cuda`` one, anything else (or an op with
+no kernel for that backend) the reference. Inside ``with minialex.nn.reference():``, or for a
+whole run with MINIALEX_REFERENCE=1 in the environment, it is always the reference, on NumPy
+and CuPy alike. The layers (minialex/nn/module.py) call ``pick`` in forward and keep the Pair
+with the cache, so a backward always runs the implementation that made its forward, even if the
+switch changed in between. Explained in docs/backend.md.
 """
 
 import contextlib
 import contextvars
 import os
+from collections import namedtuple
 
 import numpy as np
 
 from .. import backend
 
-REFERENCE = "reference"  # Saved.by of the layers' own forward code
+REFERENCE, CPU, CUDA = "reference", "cpu", "cuda"
 
 _reference = contextvars.ContextVar("minialex_reference", default=None)
 
@@ -38,7 +42,7 @@ def reference(enabled=True):
     """Inside this context every layer (and SGD) runs its readable reference implementation.
 
     >>> with minialex.nn.reference():
-    ...     y = conv.forward(x)        # im2col + matmul in minialex/nn/conv.py, on NumPy or CuPy
+    ...     y = conv.forward(x)        # conv2d_forward of minialex/nn/functional/conv.py
 
     ``reference(False)`` switches the kernels back on inside an outer ``reference()`` (or
     under MINIALEX_REFERENCE=1). Contexts nest, and each thread or task sees its own.
@@ -62,23 +66,57 @@ def implementation_name(x):
     if reference_enabled():
         return REFERENCE
     if x is np:
-        return "cpu"
+        return CPU
     if x is backend._cupy and x is not None:
-        return "cuda"
+        return CUDA
     if not hasattr(x, "dtype") or x.dtype.kind != "f":
         return REFERENCE
     if isinstance(x, np.ndarray):
-        return "cpu"
+        return CPU
     if backend.is_cupy_array(x):
-        return "cuda"
+        return CUDA
     return REFERENCE
 
 
-def fast_implementation(x, cpu=None, cuda=None):
-    """The kernel module for ``x`` (``cpu`` for NumPy, ``cuda`` for CuPy), or None for the reference."""
-    return {"cpu": cpu, "cuda": cuda}.get(implementation_name(x))
+Pair = namedtuple("Pair", "forward backward by")
+Pair.__doc__ = """One implementation of an op: its ``forward`` and ``backward`` functions, and ``by``,
+the module that holds them (``'reference'`` or a kernel module's path, for messages and tests)."""
 
 
-def describe_implementation(by):
-    """Short name of what made a Saved: ``'reference'`` or the kernel module's path."""
-    return by if isinstance(by, str) else by.__name__.replace("minialex.", "")
+class Op:
+    """The implementations of one op. Each is a module that defines the functions named in
+    ``functions``, with the same signatures: by default ``<name>_forward`` and ``<name>_backward``
+    (SGD's update and dropout's mask are single functions, ``functions=("sgd_update",)``); or,
+    where a module holds its pair under other names, the tuple of those functions.
+
+    ``reference`` is required; ``cpu`` and ``cuda`` may be None (then the reference runs there).
+    """
+
+    def __init__(self, name, reference, cpu=None, cuda=None, functions=None):
+        self.name = name
+        self.functions = tuple(functions or (f"{name}_forward", f"{name}_backward"))
+        self.modules = {kind: m for kind, m in ((REFERENCE, reference), (CPU, cpu), (CUDA, cuda)) if m is not None}
+
+    def pair(self, kind):
+        """The Pair of implementation ``kind`` ('reference', 'cpu' or 'cuda'). The functions are
+        looked up on each call, so a function replaced in its module (a learner's experiment, a
+        test's deliberate bug) is the one that runs."""
+        where = self.modules[kind]
+        if isinstance(where, tuple):  # the functions themselves
+            functions, module = where, where[0].__module__
+        else:
+            functions, module = tuple(getattr(where, f) for f in self.functions), where.__name__
+        by = REFERENCE if kind == REFERENCE else module.replace("minialex.", "")
+        return Pair(functions[0], functions[1] if len(functions) > 1 else None, by)
+
+    def pick(self, x):
+        """The Pair that runs for the array x (or array module x): the switch above."""
+        kind = implementation_name(x)
+        return self.pair(kind if kind in self.modules else REFERENCE)
+
+    def pairs(self):
+        """{kind: Pair} of every implementation this op has (tests run each of them)."""
+        return {kind: self.pair(kind) for kind in self.modules}
+
+    def __repr__(self):
+        return f"Op({self.name!r}, " + ", ".join(f"{k}={p.by}" for k, p in self.pairs().items()) + ")"

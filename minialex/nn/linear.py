@@ -1,13 +1,17 @@
-"""Linear: the fully connected layer y = x W^T + b. Backward derived in
-docs/layers/linear.md; checked in tests/nn/test_linear.py.
-Fast version: minialex/kernels/cpu/linear.py."""
+"""Linear: the layer that holds a fully connected layer's weight and bias and calls the linear
+pair, y = x W^T + b. The mathematics: minialex/nn/functional/linear.py (derived in
+docs/layers/linear.md); the fast version of the pair: minialex/kernels/cpu/linear.py; tested in
+tests/ops/test_linear.py."""
 
 import numpy as np
 
 from ..kernels.cpu import linear as cpu_linear
+from . import functional
 from .checks import check_float_input, check_same_dtype
-from .dispatch import REFERENCE, fast_implementation
+from .dispatch import Op
 from .module import Module, Parameter
+
+LINEAR = Op("linear", reference=functional.linear, cpu=cpu_linear)
 
 
 class Linear(Module):
@@ -29,22 +33,12 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, x):
-        """x (N, in) -> y (N, out); saves x, which dW needs."""
+        """x (N, in) -> y (N, out): linear_forward."""
         check_float_input(self, x, 2, self.in_features)
         check_same_dtype(self, x, self.weight)
-        if (fast := fast_implementation(x, cpu=cpu_linear)) is not None:
-            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
-        y = x @ self.weight.data.T  # (N, in) @ (in, out) -> (N, out)
-        y += self.bias.data
-        self.save_for_backward(REFERENCE, x=x)
-        return y
+        return self.forward_with(LINEAR, x, self.weight.data, self.bias.data)
 
     def backward(self, dout):
         """dout (N, out) -> dx (N, in); adds into weight.grad and bias.grad."""
-        saved = self.saved_for_backward()
-        if saved.by is not REFERENCE:
-            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
-        # y_nk = sum_i x_ni W_ki + b_k, so:
-        self.weight.grad += dout.T @ saved.x  # dW_ki = sum_n dout_nk x_ni   (out, N) @ (N, in)
-        self.bias.grad += dout.sum(axis=0)  # db_k = sum_n dout_nk
-        return dout @ self.weight.data  # dx_ni = sum_k dout_nk W_ki      (N, out) @ (out, in)
+        dx, _, _ = self.backward_with(dout, dw=self.weight.grad, db=self.bias.grad)
+        return dx

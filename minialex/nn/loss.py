@@ -1,27 +1,15 @@
-"""SoftmaxCrossEntropy: the mean over the batch of -log softmax(logits)[label].
-Backward derived in docs/layers/softmax-cross-entropy.md; checked in tests/nn/test_loss.py."""
+"""SoftmaxCrossEntropy: the module that checks the labels and calls the softmax_cross_entropy
+pair, the mean over the batch of -log softmax(logits)[label]. The mathematics:
+minialex/nn/functional/loss.py (derived in docs/layers/softmax-cross-entropy.md); tested in
+tests/ops/test_softmax_cross_entropy.py."""
 
 from .. import backend
+from . import functional
 from .checks import check_float_input
-from .dispatch import REFERENCE
+from .dispatch import Op
 from .module import Module, describe
 
-
-def log_softmax(logits):
-    """log softmax along axis 1, stable for any finite logits.
-
-    log p_k = z_k - log sum_j exp(z_j) = (z_k - m) - log sum_j exp(z_j - m) with m = max_j z_j:
-    after the shift every exponent is <= 0, so nothing overflows, and the
-    largest term is exp(0) = 1, so the log never sees 0.
-    """
-    xp = backend.get_array_module(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def softmax(logits):
-    xp = backend.get_array_module(logits)
-    return xp.exp(log_softmax(logits))
+SOFTMAX_CROSS_ENTROPY = Op("softmax_cross_entropy", reference=functional.loss)
 
 
 class SoftmaxCrossEntropy(Module):
@@ -34,7 +22,6 @@ class SoftmaxCrossEntropy(Module):
 
     def forward(self, logits, labels):
         check_float_input(self, logits, 2)
-        xp = backend.get_array_module(logits)
         n, k = logits.shape
         if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu" or labels.shape != (n,):
             raise ValueError(
@@ -50,18 +37,7 @@ class SoftmaxCrossEntropy(Module):
                     f"SoftmaxCrossEntropy: labels must lie in [0, {k - 1}] for {k} classes, "
                     f"got range [{lo}, {hi}]"
                 )
-        logp = log_softmax(logits)  # (N, K)
-        labels = xp.asarray(labels)
-        loss = -logp[xp.arange(n), labels].mean()
-        self.save_for_backward(REFERENCE, probs=xp.exp(logp), labels=labels)  # they give the gradient
-        return loss
+        return self.forward_with(SOFTMAX_CROSS_ENTROPY, logits, labels)
 
     def backward(self, dloss=1.0):
-        saved = self.saved_for_backward()
-        xp = backend.get_array_module(saved.probs)
-        n = saved.probs.shape[0]
-        # d/dz_k of -log softmax(z)[y] is softmax(z)_k - [k == y]; the mean divides by N.
-        dlogits = saved.probs  # reuse the saved buffer: it is not needed afterwards
-        dlogits[xp.arange(n), saved.labels] -= 1.0
-        dlogits *= dloss / n
-        return dlogits
+        return self.backward_with(dloss)

@@ -1,32 +1,16 @@
-"""LocalResponseNorm: the paper's normalization across neighbouring channels (section 3.3).
-Backward derived in docs/layers/lrn.md; checked in tests/nn/test_lrn.py.
-Fast versions: minialex/kernels/cpu/lrn.py, minialex/kernels/cuda/lrn.py."""
+"""LocalResponseNorm: the layer that holds the paper's normalization constants (section 3.3) and
+calls the lrn pair. The mathematics: minialex/nn/functional/lrn.py (derived in
+docs/layers/lrn.md); fast versions of the pair: minialex/kernels/cpu/lrn.py,
+minialex/kernels/cuda/lrn.py; all tested in tests/ops/test_lrn.py."""
 
-from .. import backend
 from ..kernels.cpu import lrn as cpu_lrn
 from ..kernels.cuda import lrn as cuda_lrn
+from . import functional
 from .checks import check_float_input
-from .dispatch import REFERENCE, fast_implementation
+from .dispatch import Op
 from .module import Module
 
-
-def channel_window_sum(a, size, groups=1):
-    """s[:, i] = sum of a[:, j] over |j - i| <= size // 2, clipped at the edges of i's group.
-
-    a: (N, C, H, W) -> s: (N, C, H, W). Done as ``size`` shifted additions of a
-    zero-padded copy, so the cost is ``size`` passes over the array whatever C is.
-    """
-    xp = backend.get_array_module(a)
-    n, c, h, w = a.shape
-    half = size // 2
-    cg = c // groups
-    a_g = a.reshape(n, groups, cg, h, w)  # (N, G, C/G, H, W): a window never leaves its group
-    padded = xp.zeros((n, groups, cg + 2 * half, h, w), dtype=a.dtype)
-    padded[:, :, half:half + cg] = a_g  # zeros beyond the group's edges clip the window
-    s = padded[:, :, 0:cg].copy()
-    for d in range(1, size):
-        s += padded[:, :, d:d + cg]
-    return s.reshape(n, c, h, w)
+LRN = Op("lrn", reference=functional.lrn, cpu=cpu_lrn, cuda=cuda_lrn)
 
 
 class LocalResponseNorm(Module):
@@ -57,36 +41,14 @@ class LocalResponseNorm(Module):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}"
 
     def forward(self, x):
-        """x (N, C, H, W) -> y = x * scale^-beta; saves x, scale and inv = scale^-beta."""
+        """x (N, C, H, W) -> y (N, C, H, W): lrn_forward."""
         check_float_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(
                 f"LocalResponseNorm: {x.shape[1]} channels cannot be cut into groups={self.groups}"
             )
-        if (fast := fast_implementation(x, cpu=cpu_lrn, cuda=cuda_lrn)) is not None:
-            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
-        scale = channel_window_sum(x * x, self.size, self.groups)  # (N, C, H, W)
-        scale *= self.alpha
-        scale += self.k  # scale = k + alpha * window sum of squares, always >= k > 0
-        inv = scale ** (-self.beta)  # the denominator, computed once and reused by backward
-        self.save_for_backward(REFERENCE, x=x, scale=scale, inv=inv)
-        return x * inv
+        return self.forward_with(LRN, x, self.size, self.alpha, self.beta, self.k, self.groups)
 
     def backward(self, dout):
         """dout (N, C, H, W) -> dx (N, C, H, W)."""
-        saved = self.saved_for_backward()
-        if saved.by is not REFERENCE:
-            return saved.by.backward(self, saved, dout)  # the kernel that made the forward
-        x, scale, inv = saved.x, saved.scale, saved.inv
-        # b_i = a_i * s_i^-beta with s_j = k + alpha * sum_{i in window(j)} a_i^2, so
-        # db_j/da_i = [i == j] s_i^-beta - 2 alpha beta a_j s_j^(-beta-1) a_i [i in window(j)],
-        # and since "i in window(j)" is symmetric:
-        # da_i = dout_i s_i^-beta - 2 alpha beta a_i * sum_{j in window(i)} dout_j a_j s_j^(-beta-1).
-        t = dout * x
-        t *= inv
-        t /= scale  # dout_j a_j s_j^(-beta-1)
-        dx = channel_window_sum(t, self.size, self.groups)
-        dx *= x
-        dx *= -2.0 * self.alpha * self.beta
-        dx += dout * inv
-        return dx
+        return self.backward_with(dout)

@@ -1,13 +1,13 @@
 """Module and Parameter: the small base every layer builds on.
 
-A Module has ``forward(x) -> y``, which saves what the backward pass needs,
-and ``backward(dy) -> dx``, which returns the gradient for its input and adds
-the gradients of its parameters into ``param.grad``. There is no autograd:
-each layer's backward is derived by hand in docs/layers/.
-
-What forward saves goes through ``save_for_backward(by, **arrays)`` and comes
-back, once, from ``saved_for_backward()`` as a ``Saved`` whose ``by`` names the
-implementation that made it (minialex/nn/dispatch.py).
+The mathematics of a layer is a pure pair in minialex/nn/functional/ (``y, cache = forward(...)``,
+``grads = backward(dout, cache)``). A Module holds what the pair needs from one call to the next:
+the parameters (with their gradients) and hyperparameters, and the cache between a forward and
+its backward. ``forward(x) -> y`` calls the pair's forward through ``forward_with(op, x, ...)``,
+which picks the implementation (minialex/nn/dispatch.py) and keeps the cache; ``backward(dout)
+-> dx`` calls ``backward_with(dout, ...)``, which runs the backward of that same implementation,
+adding the parameters' gradients into ``param.grad``. There is no autograd: each pair's backward
+is derived by hand in docs/layers/.
 """
 
 from collections import OrderedDict
@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import backend_name, device, device_of, get_array_module, get_backend, to_backend, to_numpy
-from .dispatch import describe_implementation
+from ..kernels.cpu import runtime
+from .dispatch import REFERENCE
 
 
 class Parameter:
@@ -53,19 +54,6 @@ class Parameter:
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
 
 
-class Saved:
-    """What one forward saved for its backward: named arrays, and ``by``, the implementation that
-    made them (``"reference"`` for the layer's own code, else the kernel module)."""
-
-    def __init__(self, by, arrays):
-        self.by = by
-        self.__dict__.update(arrays)
-
-    def __repr__(self):
-        names = ", ".join(k for k in self.__dict__ if k != "by")
-        return f"Saved(by={describe_implementation(self.by)}, {names})"
-
-
 class Module:
     """Base class of all layers and networks.
 
@@ -101,31 +89,44 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # -- what forward keeps for backward --------------------------------------------
-    def save_for_backward(self, by, **arrays):
-        """Keep ``arrays`` for the next backward, labelled with the implementation ``by`` that made them."""
-        object.__setattr__(self, "_saved", Saved(by, arrays))
+    # -- the pair, and the cache between forward and backward ---------------------------
+    def forward_with(self, op, x, *args):
+        """``y, cache = pair.forward(x, *args)`` for the implementation of ``op`` (an Op of
+        minialex/nn/dispatch.py) that the switch picks for x; keeps the cache, returns y. Kernels
+        keep their scratch arrays for this module from call to call (runtime.workspace)."""
+        pair = op.pick(x)
+        with runtime.workspace(self):
+            y, cache = pair.forward(x, *args)
+        self.keep(cache, pair)
+        return y
 
-    def saved_for_backward(self):
-        """What the last forward saved (a Saved), handed over once: a second backward raises."""
-        saved = self.__dict__.get("_saved")
-        if saved is None:
+    def backward_with(self, dout, **kwargs):
+        """``pair.backward(dout, cache, **kwargs)`` of the implementation that made the last
+        forward, whatever the switch says now."""
+        pair, cache = self.take_cache()
+        with runtime.workspace(self):
+            return pair.backward(dout, cache, **kwargs)
+
+    def keep(self, cache, pair=None):
+        """Keep ``cache`` for the next backward; ``pair`` is the implementation that made it
+        (None: the module's own code, the reference)."""
+        object.__setattr__(self, "_cache", (pair, cache))
+
+    def take_cache(self):
+        """(pair, cache) of the last forward, handed over once: a second backward raises."""
+        kept = self.__dict__.get("_cache")
+        if kept is None:
             raise RuntimeError(f"{type(self).__name__}.backward called without a forward pass before it")
-        object.__setattr__(self, "_saved", None)  # free the saved arrays as soon as backward has them
-        return saved
+        object.__setattr__(self, "_cache", None)  # free the cache as soon as backward has it
+        return kept
 
     def saved_implementation(self):
-        """Which implementation made what the last forward saved (``'reference'`` or a kernel
-        module's name), or None when nothing waits for a backward."""
-        saved = self.__dict__.get("_saved")
-        return None if saved is None else describe_implementation(saved.by)
-
-    def run_fast(self, implementation, x):
-        """Forward through a kernel module: ``implementation.forward(self, x) -> (y, saved)``;
-        keeps ``saved`` labelled with it, so backward calls ``implementation.backward`` too."""
-        y, saved = implementation.forward(self, x)
-        self.save_for_backward(implementation, **saved)
-        return y
+        """Which implementation made the cache of the last forward (``'reference'`` or a kernel
+        module's name, such as ``'kernels.cpu.conv'``), or None when nothing waits for a backward."""
+        kept = self.__dict__.get("_cache")
+        if kept is None:
+            return None
+        return REFERENCE if kept[0] is None else kept[0].by
 
     # -- parameters -----------------------------------------------------------------
     def named_modules(self, prefix=""):

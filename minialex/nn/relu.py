@@ -1,24 +1,29 @@
-"""ReLU: y = max(0, x). Backward derived in docs/layers/relu.md;
-checked in tests/nn/test_relu.py. Fast version: minialex/kernels/cpu/relu.py."""
+"""ReLU: the layer that calls the relu pair, y = max(0, x). The mathematics:
+minialex/nn/functional/relu.py (derived in docs/layers/relu.md); the fast version and the
+in-place variants: minialex/kernels/cpu/relu.py, minialex/kernels/cuda/relu.py; all tested in
+tests/ops/test_relu.py."""
 
-from .. import backend
 from ..kernels.cpu import relu as cpu_relu
+from ..kernels.cuda import relu as cuda_relu
+from . import functional
 from .checks import check_float_input
-from .dispatch import REFERENCE, fast_implementation
+from .dispatch import Op
 from .module import Module
+
+RELU = Op("relu", reference=functional.relu, cpu=cpu_relu)
+# The in-place variants have no reference of their own: inside reference() the pure pair runs.
+RELU_INPLACE = Op("relu_inplace", reference=(functional.relu_forward, functional.relu_backward),
+                  cpu=(cpu_relu.relu_forward_inplace, cpu_relu.relu_backward_inplace),
+                  cuda=(cuda_relu.relu_forward_inplace, cuda_relu.relu_backward_inplace))
 
 
 class ReLU(Module):
     """y = max(0, x), elementwise; any shape.
 
-    The derivative is 1 where x > 0 and 0 elsewhere (we take 0 at x = 0 exactly).
-    Since y > 0 exactly where x > 0, backward needs only the output, which lets
-    ``inplace=True`` overwrite x with y in forward without losing anything (as
-    PyTorch's ``inplace``); the caller must not need x afterwards.
-
-    ``backward(dout)`` returns a new array. ``backward(dout, out=dout)`` writes dx
-    over dout instead, for a caller that will not read dout again (the AlexNet
-    networks do this: it saves one activation-sized array per ReLU).
+    ``inplace=True`` (as PyTorch's) writes y over x in forward, and dx over dout in backward,
+    saving two activation-sized arrays: for a network where nothing else reads a ReLU's input
+    or the gradient handed to it (minialex's AlexNet, on one device or two). Backward needs only
+    y, so nothing is lost (docs/layers/relu.md). Inside ``reference()`` the pure pair runs.
     """
 
     def __init__(self, inplace=False):
@@ -29,33 +34,11 @@ class ReLU(Module):
         return "inplace=True" if self.inplace else ""
 
     def forward(self, x):
-        """x (any shape) -> y = max(x, 0); saves y."""
+        """x (any shape) -> y = max(x, 0): relu_forward."""
         if not hasattr(x, "dtype") or x.dtype.kind != "f":
             check_float_input(self, x, getattr(x, "ndim", 0))
-        if (fast := fast_implementation(x, cpu=cpu_relu)) is not None:
-            return self.run_fast(fast, x)  # dispatch (minialex/nn/dispatch.py): a kernel unless reference()
-        xp = backend.get_array_module(x)
-        y = xp.maximum(x, 0, out=x if self.inplace else None)
-        self.save_for_backward(REFERENCE, y=y)
-        return y
+        return self.forward_with(RELU_INPLACE if self.inplace else RELU, x)
 
-    def backward(self, dout, out=None):
-        """dx = dout where y > 0, else 0 (same shape as dout); into ``out`` when given."""
-        saved = self.saved_for_backward()
-        if saved.by is not REFERENCE:
-            return saved.by.backward(self, saved, dout, out)  # the kernel that made the forward
-        xp = backend.get_array_module(dout)
-        return xp.multiply(dout, saved.y > 0, out=out)
-
-
-def backward_reusing(layer, dout):
-    """``layer.backward(dout)``, but a ReLU writes its dx over dout (``out=dout``).
-
-    For a network whose every backward returns a fresh array that only the layer before
-    it reads (minialex's AlexNet, on one device or two), that array is free once passed on,
-    and this saves one activation-sized array per ReLU (conv1's gradient is 149 MB). A
-    Sequential in general cannot assume it: a layer may hand its dout back unchanged.
-    """
-    if isinstance(layer, ReLU):
-        return layer.backward(dout, out=dout)
-    return layer.backward(dout)
+    def backward(self, dout):
+        """dx = dout where y > 0, else 0 (same shape as dout)."""
+        return self.backward_with(dout)

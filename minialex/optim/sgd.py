@@ -1,13 +1,17 @@
-"""SGD with momentum and weight decay, exactly as written in the paper (section 5).
-Compared with PyTorch's SGD in docs/optim.md; checked in tests/optim/test_sgd.py."""
+"""SGD: the optimizer that holds the velocities and hyperparameters of the paper's update (section
+5) and calls sgd_update (minialex/optim/functional.py, or its CPU or CUDA kernel). Compared with
+PyTorch's SGD in docs/optim.md; checked in tests/optim/test_sgd.py and tests/ops/test_sgd.py."""
 
 from collections import OrderedDict
 
 from .. import backend
 from ..kernels.cpu import sgd as cpu_sgd
 from ..kernels.cuda import sgd as cuda_sgd
-from ..nn.dispatch import fast_implementation
+from ..nn.dispatch import Op
 from ..nn.module import Parameter
+from . import functional
+
+SGD_UPDATE = Op("sgd_update", reference=functional, cpu=cpu_sgd, cuda=cuda_sgd, functions=("sgd_update",))
 
 
 class SGD:
@@ -51,18 +55,10 @@ class SGD:
                 self.velocities.append(xp.zeros_like(p.data))
 
     def step(self):
-        """One update of every parameter. Reference: four whole-array operations per parameter."""
-        if (fast := fast_implementation(self.params[0].data, cpu=cpu_sgd, cuda=cuda_sgd)) is not None:
-            # dispatch (minialex/nn/dispatch.py): minialex/kernels/{cpu,cuda}/sgd.py unless reference()
-            return fast.step(self.params, self.velocities, self.lr, self.momentum, self._decay_of)
-        for p, v in zip(self.params, self.velocities):
-            wd = self._decay_of(p)
-            with backend.device_of(p.data):
-                v *= self.momentum
-                if wd:
-                    v -= (wd * self.lr) * p.data
-                v -= self.lr * p.grad
-                p.data += v
+        """One update of every parameter: sgd_update (minialex/optim/functional.py), or its kernel."""
+        update = SGD_UPDATE.pick(self.params[0].data).forward
+        update([p.data for p in self.params], [p.grad for p in self.params], self.velocities, self.lr,
+               self.momentum, [self._decay_of(p) for p in self.params])
 
     def _decay_of(self, p):
         return self.weight_decay if (self.decay_biases or p.data.ndim > 1) else 0.0

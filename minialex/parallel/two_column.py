@@ -12,10 +12,9 @@ import numpy as np
 
 from .. import backend
 from ..backend import check_device, get_backend
-from ..nn import dropout_mask
-from ..nn.dispatch import REFERENCE
+from ..nn.functional import dropout_backward, dropout_forward
+from ..nn.masks import MaskKey
 from ..nn.module import Module, state_mismatches
-from ..nn.relu import backward_reusing
 
 COLUMNS = ("a", "b")  # column A runs on devices[0], column B on devices[1]
 
@@ -65,7 +64,7 @@ class ColumnPair(Module):
         out = []
         for col, (layer, dout) in enumerate(zip((self.a, self.b), douts)):
             with where(col):
-                out.append(backward_reusing(layer, dout))
+                out.append(layer.backward(dout))
         return out
 
 
@@ -73,7 +72,7 @@ class ColumnDropout(Module):
     """Dropout over the two halves of an fc layer, with the single-device network's masks.
 
     Each column draws its half of the (N, F) mask of the single-device Dropout with the same
-    seed and call count (``dropout_mask(..., columns=...)``: the mask is a hash of the element's
+    seed and call count (``MaskKey(..., columns=...)``, minialex/nn/masks.py: the mask is a hash of the element's
     index in the full mask, so a half can be drawn alone, on its own device, and no mask
     crosses between devices). The two networks therefore compute the same function in
     training mode too.
@@ -91,29 +90,29 @@ class ColumnDropout(Module):
 
     def forward(self, hs, where):
         if not self.training or self.p == 0.0:
-            self.save_for_backward(REFERENCE, masks=None)
+            self.keep(None)
             return hs
         n, half = hs[0].shape
-        masks, out = [], []
+        caches, out = [], []
         for col, h in enumerate(hs):
             with where(col):
                 # (N, F/2): this column's units of the single-device (N, F) mask, drawn alone
-                mask = dropout_mask(self.seed, self.calls, (n, half), self.p, backend.get_array_module(h),
-                                    h.dtype, columns=(col * half, 2 * half), first_row=self.first_row)
-                masks.append(mask)
-                out.append(h * mask)
+                key = MaskKey(self.seed, self.calls, self.first_row, columns=(col * half, 2 * half))
+                y, cache = dropout_forward(h, self.p, key)
+                caches.append(cache)
+                out.append(y)
         self.calls += 1
-        self.save_for_backward(REFERENCE, masks=masks)
+        self.keep(caches)
         return out
 
     def backward(self, douts, where):
-        masks = self.saved_for_backward().masks
-        if masks is None:
+        _, caches = self.take_cache()
+        if caches is None:
             return douts
         out = []
-        for col, (dout, mask) in enumerate(zip(douts, masks)):
+        for col, (dout, cache) in enumerate(zip(douts, caches)):
             with where(col):
-                out.append(dout * mask)
+                out.append(dropout_backward(dout, cache))
         return out
 
 

@@ -677,14 +677,17 @@ random = _Random()
 # ---------------------------------------------------------------------------------------
 # ElementwiseKernel: launched once, computed by the twin of the kernel with that name
 # ---------------------------------------------------------------------------------------
-TWINS = {}  # kernel name -> fn(params: dict of name -> np.ndarray or scalar); writes the outputs
+def _twins():
+    """minialex's registry of kernel twins (minialex/kernels/cuda/elementwise.py: TWINS), filled by
+    importing the kernel modules: kernel name -> fn(params: {name: array or scalar})."""
+    import importlib
+    import pkgutil
 
-
-def twin(name):
-    def register(fn):
-        TWINS[name] = fn
-        return fn
-    return register
+    import minialex.kernels.cuda as package
+    from minialex.kernels.cuda.elementwise import TWINS
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+    return TWINS
 
 
 class ElementwiseKernel:
@@ -692,7 +695,7 @@ class ElementwiseKernel:
         self.name = name
         self.in_names = [p.split()[-1] for p in in_params.split(",") if p.strip()]
         self.out_names = [p.split()[-1] for p in out_params.split(",") if p.strip()]
-        if name not in TWINS:
+        if name not in _twins():
             raise NotImplementedError(f"AccountingCupy: no twin registered for kernel {name!r}")
 
     def __call__(self, *args):
@@ -704,62 +707,9 @@ class ElementwiseKernel:
             if isinstance(a, ndarray) and n in self.in_names and not a.flags.c_contiguous:
                 raise ValueError(f"{self.name}: raw input {n} must be C-contiguous")
         _launch(f"kernel {self.name}")
-        TWINS[self.name]({n: _un(a) for n, a in zip(names, args)})
+        _twins()[self.name]({n: _un(a) for n, a in zip(names, args)})
         _written(*(a for a, n in zip(args, names) if n in self.out_names))
         return args[len(self.in_names)] if len(self.out_names) == 1 else args[len(self.in_names):]
-
-
-def _register_minialex_twins():
-    from minialex.kernels.cuda import im2col as k_im2col
-    from minialex.kernels.cuda import lrn as k_lrn
-    from minialex.kernels.cuda import pool as k_pool
-
-    @twin("minialex_im2col_rows")
-    def _(p):
-        p["out"][...] = k_im2col.im2col_rows_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]), (p["PH"], p["PW"]))
-
-    @twin("minialex_col2im_rows")
-    def _(p):
-        p["dx"][...] = k_im2col.col2im_rows_twin(p["cols"], (p["N"], p["C"], p["H"], p["W"]), (p["KH"], p["KW"]),
-                                                 (p["SH"], p["SW"]), (p["PH"], p["PW"]))
-
-    @twin("minialex_maxpool_fwd")
-    def _(p):
-        y, am = k_pool.maxpool_forward_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]))
-        p["y"][...], p["argmax"][...] = y, am
-
-    @twin("minialex_maxpool_bwd")
-    def _(p):
-        n, c = p["dout"].shape[:2]
-        p["dx"][...] = k_pool.maxpool_backward_twin(p["dout"], p["argmax"], (n, c, p["H"], p["W"]),
-                                                    (p["KH"], p["KW"]), (p["SH"], p["SW"]))
-
-    @twin("minialex_lrn_fwd")
-    def _(p):
-        c = p["C"]
-        y, s, i = k_lrn.lrn_forward_twin(p["x"], 2 * p["HALF"] + 1, p["alpha"], p["beta"], p["k"], c // p["CG"])
-        p["y"][...], p["scale"][...], p["inv"][...] = y, s, i
-
-    @twin("minialex_lrn_bwd")
-    def _(p):
-        c = p["C"]
-        size, groups = 2 * p["HALF"] + 1, c // p["CG"]
-        alpha_beta = -float(p["coef"]) / 2.0  # coef = -2 alpha beta; the twin only needs the product
-        p["dx"][...] = k_lrn.lrn_backward_twin(p["dout"], p["x"], p["scale"], p["inv"], size, alpha_beta, 1.0,
-                                               groups)
-
-    from minialex.nn import dropout as nn_dropout
-
-    @twin("minialex_dropout_mask")
-    def _(p):  # the twin of this kernel is the layer's reference
-        out = p["mask"]
-        out[...] = nn_dropout.hash_mask(p["k1"], p["k2"], p["thresh"], out.shape, p["start"], p["full_width"],
-                                        p["scale"], np, out.dtype)
-
-    @twin("minialex_sgd")
-    def _(p):
-        from minialex.kernels.cuda import sgd as k_sgd
-        k_sgd.sgd_twin(p["g"], p["lr"], p["momentum"], p["wd_lr"], p["w"], p["v"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -778,8 +728,6 @@ def install(n_devices=2):
     global _S
     module = sys.modules[__name__]
     _S = _State(n_devices)
-    if not TWINS:
-        _register_minialex_twins()
     old = backend._cupy
     backend._cupy = module
     try:

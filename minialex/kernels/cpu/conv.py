@@ -1,6 +1,7 @@
-"""Conv2d on the CPU, fast: the reference's im2col + GEMM (minialex/nn/conv.py,
-derived in docs/layers/conv2d.md), reorganised for caches and cores. Tested against the
-reference in tests/kernels/test_cpu.py; measured in docs/performance.md.
+"""conv2d on the CPU, fast: the pair of the reference (minialex/nn/functional/conv.py, derived in
+docs/layers/conv2d.md), the same im2col + GEMM reorganised for caches and cores, with the same
+signatures. Tested with every implementation in tests/ops/test_conv2d.py; measured in
+docs/performance.md.
 
 * The batch is cut into chunks of a few samples whose columns fit in the caches, spread over
   the worker threads; each thread runs a one-thread BLAS on its own chunk, so im2col copies
@@ -53,9 +54,9 @@ def chunk_samples(n, columns_bytes_per_sample, pixels):
     return max(1, min(n, max(by_cache, by_gemm)))
 
 
-def geometry(layer, x_shape, itemsize=4):
+def geometry(x_shape, kernel_size, stride, padding, itemsize=4):
     n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (w + 2 * pw - kw) // sw + 1
     chunk = chunk_samples(n, c * kh * kw * oh * ow * itemsize, oh * ow)
@@ -112,18 +113,18 @@ def _unfill_phases(dx, a, b, pv, plan):
 
 
 class _Chunk:
-    """One thread's reused buffers, viewed for a chunk of m samples."""
+    """One thread's buffers (kept in the caller's workspace, runtime.buffer), viewed for a chunk
+    of m samples."""
 
-    def __init__(self, layer, geo, dtype, tid):
+    def __init__(self, ws, geo, f, dtype, tid):
         g = geo
         self.geo = g
         self.hq, self.wq, self.plan = _phase_plan(g)
-        f = layer.out_channels
         self.f = f
         # flat, so that a partial last chunk (m < chunk) still gets contiguous (..., m) views
-        self.cols = runtime.buffer(layer, ("cols", tid), (g.c * g.kh * g.kw * g.oh * g.ow * g.chunk,), dtype)
-        self.xph = runtime.buffer(layer, ("xph", tid), (g.c * g.sh * g.sw * self.hq * self.wq * g.chunk,), dtype)
-        self.out = runtime.buffer(layer, ("out", tid), (f * g.oh * g.ow * g.chunk,), dtype)
+        self.cols = runtime.buffer(ws, ("cols", tid), (g.c * g.kh * g.kw * g.oh * g.ow * g.chunk,), dtype)
+        self.xph = runtime.buffer(ws, ("xph", tid), (g.c * g.sh * g.sw * self.hq * self.wq * g.chunk,), dtype)
+        self.out = runtime.buffer(ws, ("out", tid), (f * g.oh * g.ow * g.chunk,), dtype)
 
     def views(self, m):
         """cols (C, KH, KW, OH, OW, m), phases (C, SH, SW, HQ, WQ, m), out (F, OH*OW*m)."""
@@ -165,24 +166,30 @@ def _col2im_chunk(dx, a, b, geo, cv, pv, plan):
     _unfill_phases(dx, a, b, pv, plan)
 
 
-def _group_sizes(layer, geo):
+def _group_sizes(w_shape, groups, geo):
     """(G, F/G, K, L): groups, filters per group, rows of one group's columns, output pixels."""
-    g = layer.groups
-    return g, layer.out_channels // g, (geo.c // g) * geo.kh * geo.kw, geo.oh * geo.ow
+    g = groups
+    return g, w_shape[0] // g, (geo.c // g) * geo.kh * geo.kw, geo.oh * geo.ow
 
 
-def forward(layer, x):
-    """y (N, F, OH, OW); saves the input only."""
-    geo = geometry(layer, x.shape, x.itemsize)
-    g, fg, k, L = _group_sizes(layer, geo)
-    f = layer.out_channels
-    wgt = layer.weight.data.reshape(g, fg, k)  # (G, F/G, K)
-    bias = layer.bias.data.reshape(1, f, 1)
+Conv2dCache = namedtuple("Conv2dCache", "x w stride padding groups")
+Conv2dCache.__doc__ = """What this conv2d_forward keeps: only the input x and the weight (and the
+hyperparameters); backward recomputes the columns, which are larger than x."""
+
+
+def conv2d_forward(x, w, b, stride, padding, groups):
+    """y (N, F, OH, OW) from x (N, C, H, W), w (F, C/G, KH, KW), b (F,); as the reference."""
+    geo = geometry(x.shape, w.shape[2:], stride, padding, x.itemsize)
+    g, fg, k, L = _group_sizes(w.shape, groups, geo)
+    f = w.shape[0]
+    wgt = w.reshape(g, fg, k)  # (G, F/G, K)
+    bias = b.reshape(1, f, 1)
     y = np.empty((geo.n, f, geo.oh, geo.ow), dtype=x.dtype)
     y3 = y.reshape(geo.n, f, L)  # (N, F, L)
+    ws = runtime.current_workspace()
 
     def work(start, stop, tid):
-        buf = _Chunk(layer, geo, x.dtype, tid)
+        buf = _Chunk(ws, geo, f, x.dtype, tid)
         for a, b in runtime.even_chunks(start, stop, geo.chunk):
             m = b - a
             cv, pv, ov = buf.views(m)
@@ -195,25 +202,26 @@ def forward(layer, x):
             np.add(ov.reshape(f, L, m).transpose(2, 0, 1), bias, out=y3[a:b])
 
     runtime.run_gemm_workers(work, geo.n, 2.0 * geo.n * f * k * L)
-    return y, {"x": x}
+    return y, Conv2dCache(x, w, stride, padding, groups)
 
 
-def backward(layer, saved, dout):
-    """dx (N, C, H, W), or None when the layer does not need it; adds into weight.grad and bias.grad."""
-    x = saved.x
-    geo = geometry(layer, x.shape, x.itemsize)
-    g, fg, k, L = _group_sizes(layer, geo)
-    f = layer.out_channels
-    need_dx = layer.input_grad
-    wgt = layer.weight.data.reshape(g, fg, k)  # (G, F/G, K)
+def conv2d_backward(dout, cache, dw=None, db=None, need_dx=True):
+    """(dx, dw, db) as the reference: dx (N, C, H, W) or None without need_dx; dw and db added
+    into the arrays given (fresh ones when None)."""
+    x, w = cache.x, cache.w
+    geo = geometry(x.shape, w.shape[2:], cache.stride, cache.padding, x.itemsize)
+    g, fg, k, L = _group_sizes(w.shape, cache.groups, geo)
+    f = w.shape[0]
+    wgt = w.reshape(g, fg, k)  # (G, F/G, K)
     dout3 = dout.reshape(geo.n, f, L)  # (N, F, L)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
     partial = {}  # tid -> (dW, db) of that thread's samples
+    ws = runtime.current_workspace()
 
     def work(start, stop, tid):
-        buf = _Chunk(layer, geo, x.dtype, tid)
-        dw = np.zeros((g, fg, k), dtype=x.dtype)
-        db = np.zeros(f, dtype=x.dtype)
+        buf = _Chunk(ws, geo, f, x.dtype, tid)
+        dw_t = np.zeros((g, fg, k), dtype=x.dtype)
+        db_t = np.zeros(f, dtype=x.dtype)
         tmp = np.empty((k, fg), dtype=x.dtype)
         for a, b in runtime.even_chunks(start, stop, geo.chunk):
             m = b - a
@@ -224,22 +232,24 @@ def backward(layer, saved, dout):
             dy_g = dyv.reshape(g, fg, L * m)  # (G, F/G, L*m)
             # the bias gradient from the chunk while it is in cache, on this thread (summing
             # the whole dout afterwards was a single-threaded pass: 14 ms for conv1's)
-            db += dyv.sum(axis=1)
+            db_t += dyv.sum(axis=1)
             for gi in range(g):
                 # dW_g^T = cols_g @ dy_g^T: with the small (F/G x K) result this way round
                 # OpenBLAS ran conv1's dW at 0.227 instead of 0.256 core-s per batch
                 np.matmul(cols_g[gi], dy_g[gi].T, out=tmp)
-                dw[gi] += tmp.T
+                dw_t[gi] += tmp.T
             if not need_dx:
                 continue
             for gi in range(g):  # dcols_g = W_g^T @ dy_g, written over the columns just used
                 np.matmul(wgt[gi].T, dy_g[gi], out=cols_g[gi])
             _col2im_chunk(dx, a, b, geo, cv, pv, buf.plan)
-        partial[tid] = dw, db
+        partial[tid] = dw_t, db_t
 
     runtime.run_gemm_workers(work, geo.n, (4.0 if need_dx else 2.0) * geo.n * f * k * L)
-    gw = layer.weight.grad.reshape(g, fg, k)
-    for dw, db in partial.values():
-        gw += dw
-        layer.bias.grad += db
-    return dx
+    dw = np.zeros_like(w) if dw is None else dw
+    db = np.zeros(f, dtype=x.dtype) if db is None else db
+    gw = dw.reshape(g, fg, k)
+    for dw_t, db_t in partial.values():
+        gw += dw_t
+        db += db_t
+    return dx, dw, db

@@ -1,8 +1,8 @@
-"""Linear on the CPU, fast: the reference of minialex/nn/linear.py (derived in
-docs/layers/linear.md) with the weight gradient accumulated by BLAS itself, and the products on our
-own threads.
+"""linear on the CPU, fast: the pair of the reference (minialex/nn/functional/linear.py, derived
+in docs/layers/linear.md) with the same signatures, the weight gradient accumulated by BLAS
+itself, and the products on our own threads.
 
-The reference writes ``weight.grad += dout.T @ x``: NumPy computes the product into a fresh
+The reference writes ``dw += dout.T @ x``: NumPy computes the product into a fresh
 array and then adds it, a temporary of the weight's size (151 MB for fc6) and one more pass
 over it. BLAS's GEMM computes C <- alpha A B + beta C; with beta = 1 it adds the product into
 the gradient in place, whatever the gradient held before. NumPy does not expose beta, so this
@@ -16,6 +16,8 @@ thread). Left to its own threads OpenBLAS keeps them spinning after each product
 from the convolutions' workers that run next (docs/performance.md, round 7). Tested in
 tests/kernels/test_cpu.py.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
@@ -32,9 +34,12 @@ def _split(work, n_items, flops):
     runtime.run_gemm_workers(work, n_items, flops)
 
 
-def forward(layer, x):
-    """y = x W^T + b, as the reference; saves x."""
-    w = layer.weight.data  # (out, in)
+LinearCache = namedtuple("LinearCache", "x w")
+LinearCache.__doc__ = "As the reference's: the input x (N, in) and the weight w (out, in)."
+
+
+def linear_forward(x, w, b):
+    """y = x w^T + b (N, out), as the reference."""
     n, fin = x.shape
     fout = w.shape[0]
     y = np.empty((n, fout), dtype=np.result_type(x, w))
@@ -43,26 +48,28 @@ def forward(layer, x):
         np.matmul(x, w[f0:f1].T, out=y[:, f0:f1])
 
     _split(work, fout, 2.0 * n * fin * fout)
-    y += layer.bias.data
-    return y, {"x": x}
+    y += b
+    return y, LinearCache(x, w)
 
 
-def backward(layer, saved, dout):
-    """dx = dout W; dW += dout^T x in place (one GEMM per share, no temporary); db += column sums."""
-    x, w = saved.x, layer.weight.data
+def linear_backward(dout, cache, dw=None, db=None):
+    """dx = dout W; dW += dout^T x in place (one GEMM per share, no temporary); db += column sums.
+    (dx, dw, db) as the reference; dw and db start from zero when not given."""
+    x, w = cache.x, cache.w
     n, fin = x.shape
     fout = w.shape[0]
-    grad = layer.weight.grad
+    dw = np.zeros_like(w) if dw is None else dw
+    db = np.zeros(fout, dtype=dout.dtype) if db is None else db
     dx = np.empty((n, fin), dtype=np.result_type(dout, w))
 
     def weight_work(f0, f1, _t):  # dW[f0:f1] += dout[:, f0:f1]^T @ x   (out, N) @ (N, in)
-        add_matmul_at_b(grad[f0:f1], dout[:, f0:f1], x)
+        add_matmul_at_b(dw[f0:f1], dout[:, f0:f1], x)
 
     def input_work(i0, i1, _t):  # dx[:, i0:i1] = dout @ W[:, i0:i1]   (N, out) @ (out, in)
         np.matmul(dout, w[:, i0:i1], out=dx[:, i0:i1])
 
     flops = 2.0 * n * fin * fout
     _split(weight_work, fout, flops)
-    layer.bias.grad += dout.sum(axis=0)
+    db += dout.sum(axis=0)
     _split(input_work, fin, flops)
-    return dx
+    return dx, dw, db

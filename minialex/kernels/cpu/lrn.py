@@ -1,6 +1,6 @@
-"""LocalResponseNorm on the CPU, fast: the reference of minialex/nn/lrn.py (derived in
-docs/layers/lrn.md) in cache-sized blocks on all threads. Tested against the reference in
-tests/kernels/test_cpu.py; measured in docs/performance.md.
+"""lrn on the CPU, fast: the pair of the reference (minialex/nn/functional/lrn.py, derived in
+docs/layers/lrn.md) with the same signatures, in cache-sized blocks on all threads. Tested with
+every implementation in tests/ops/test_lrn.py; measured in docs/performance.md.
 
 The block rule (tested in tests/kernels/test_size_rules.py). A block is whole samples x all
 channels x all positions, seen as (S, G, C/G, P): as many samples as fit in BLOCK_BYTES, and at
@@ -18,6 +18,8 @@ The costs that remain are the number of passes, which are counted:
   forward  11 passes: (x sqrt(alpha))^2 (2), window sum (3), + k (1), ^-beta (4), y (1)
   backward  9 passes: d = dout s^-beta (1), t = d x / s (2), window sum (3), * x, * c2, + d (3)
 """
+
+from collections import namedtuple
 
 import numpy as np
 
@@ -79,32 +81,37 @@ def _neg_pow(scale, beta, out, tmp):
     return out
 
 
-def _scratch(layer, tid, per, g, cg, half, step, dtype):
+def _scratch(ws, tid, per, g, cg, half, step, dtype):
     """Per-thread block buffers: the channel-padded block (its pads zeroed here and never
     written afterwards), the pair sums, and one spare block."""
-    padded = runtime.buffer(layer, ("pad", tid), (per, g, cg + 2 * half, step), dtype, zero=True)
-    pairs = runtime.buffer(layer, ("pairs", tid), (per, g, cg + 2 * half - 1, step), dtype)
-    spare = runtime.buffer(layer, ("spare", tid), (per, g, cg, step), dtype)
+    padded = runtime.buffer(ws, ("pad", tid), (per, g, cg + 2 * half, step), dtype, zero=True)
+    pairs = runtime.buffer(ws, ("pairs", tid), (per, g, cg + 2 * half - 1, step), dtype)
+    spare = runtime.buffer(ws, ("spare", tid), (per, g, cg, step), dtype)
     return padded, pairs, spare
 
 
-def forward(layer, x):
-    """y (N, C, H, W); saves x, scale = k + alpha * window sum of x^2, and inv = scale^-beta."""
+LRNCache = namedtuple("LRNCache", "x scale inv size alpha beta groups")
+LRNCache.__doc__ = "As the reference's: x, scale, inv (N, C, H, W) and the hyperparameters."
+
+
+def lrn_forward(x, size, alpha, beta, k, groups):
+    """y (N, C, H, W) from x (N, C, H, W), as the reference; keeps x, scale and inv."""
     n, c = x.shape[:2]
-    g, size = layer.groups, layer.size
+    g = groups
     cg, half = c // g, size // 2
     x3 = x.reshape(n, c, -1)  # (N, C, P), P = H*W
-    # scale and inv live in buffers from step to step (only backward reads them): fresh
-    # 150 MB arrays cost page faults every step, which measured up to 0.1 s for lrn2 in the
-    # full step. y is returned to the caller, so it is always a new array.
+    # scale and inv live in the caller's workspace from step to step (only backward reads
+    # them): fresh 150 MB arrays cost page faults every step, which measured up to 0.1 s for
+    # lrn2 in the full step. y is returned to the caller, so it is always a new array.
+    ws = runtime.current_workspace()
     y = np.empty_like(x3)
-    scale = runtime.buffer(layer, "scale", x3.shape, x.dtype)
-    inv = runtime.buffer(layer, "inv", x3.shape, x.dtype)
+    scale = runtime.buffer(ws, "scale", x3.shape, x.dtype)
+    inv = runtime.buffer(ws, "inv", x3.shape, x.dtype)
     per, step = _blocks(n, c, x3.shape[2], x.itemsize)
-    root_alpha = float(np.sqrt(layer.alpha))
+    root_alpha = float(np.sqrt(alpha))
 
     def work(start, stop, tid):
-        padded, pairs, spare = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
+        padded, pairs, spare = _scratch(ws, tid, per, g, cg, half, step, x.dtype)
         for i0, i1, a, b in _thread_blocks(start, stop, per, step, x3.shape[2]):
             ns, m = i1 - i0, b - a
             shape = (ns, g, cg, m)
@@ -114,27 +121,27 @@ def forward(layer, x):
             np.square(sq, out=sq)
             s = _window_sum_padded(padded[:ns, :, :, :m], scale[i0:i1, :, a:b].reshape(shape), size, cg,
                                    pairs[:ns, :, :, :m])
-            s += layer.k
-            iv = _neg_pow(s, layer.beta, inv[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
+            s += k
+            iv = _neg_pow(s, beta, inv[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
             np.multiply(xs, iv, out=y[i0:i1, :, a:b].reshape(shape))
 
     runtime.parallel(work, n, passes=11 * x.size)
-    return y.reshape(x.shape), {"x": x, "scale": scale.reshape(x.shape), "inv": inv.reshape(x.shape)}
+    return y.reshape(x.shape), LRNCache(x, scale.reshape(x.shape), inv.reshape(x.shape), size, alpha, beta, groups)
 
 
-def backward(layer, saved, dout):
+def lrn_backward(dout, cache):
     """dx = dout*inv - 2 alpha beta x * window sum of (dout x inv / scale), block by block."""
-    x = saved.x
+    x, size, g = cache.x, cache.size, cache.groups
     n, c = x.shape[:2]
-    g, size = layer.groups, layer.size
     cg, half = c // g, size // 2
-    x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, saved.scale, saved.inv, dout))  # (N, C, P)
+    x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, cache.scale, cache.inv, dout))  # (N, C, P)
     dx = np.empty_like(x3)
     per, step = _blocks(n, c, x3.shape[2], x.itemsize)
-    c2 = -2.0 * layer.alpha * layer.beta
+    c2 = -2.0 * cache.alpha * cache.beta
+    owner = runtime.current_workspace()
 
     def work(start, stop, tid):
-        padded, pairs, ws = _scratch(layer, tid, per, g, cg, half, step, x.dtype)
+        padded, pairs, ws = _scratch(owner, tid, per, g, cg, half, step, x.dtype)
         for i0, i1, a, b in _thread_blocks(start, stop, per, step, x3.shape[2]):
             ns, m = i1 - i0, b - a
             shape = (ns, g, cg, m)

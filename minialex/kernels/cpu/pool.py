@@ -1,7 +1,7 @@
-"""MaxPool2d on the CPU, fast: the reference of minialex/nn/pool.py (derived in
-docs/layers/maxpool2d.md) without its argmax array and without boolean indexing, in
-cache-sized chunks on all threads. Tested against the reference, ties included, in
-tests/kernels/test_cpu.py; measured in docs/performance.md.
+"""max_pool2d on the CPU, fast: the pair of the reference (minialex/nn/functional/pool.py, derived
+in docs/layers/maxpool2d.md) with the same signatures, without its argmax array, in cache-sized
+chunks on all threads. Tested with every implementation, ties included, in
+tests/ops/test_max_pool2d.py; measured in docs/performance.md.
 
 Strided views are what cost here (a stride-2 float32 access runs at ~0.8 ns/element against ~0.1
 for a contiguous one), so forward splits each chunk of x once into its SH*SW stride phases
@@ -14,6 +14,8 @@ each window's winner again from the same phases and the wide maximum: the first 
 whose input equals the maximum, the reference's tie rule. Keeping the phases (about the size of x)
 instead of x costs no memory, since x is then free, and saves backward its own strided pass.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
@@ -38,13 +40,18 @@ def _phase_plane(x_shape, kernel, stride, out_hw):
     return hp, wp
 
 
-def forward(layer, x):
-    """y (N, C, OH, OW); saves the stride phases of x and the maximum over whole planes."""
+MaxPool2dCache = namedtuple("MaxPool2dCache", "phases ymax x_shape plane kernel_size stride")
+MaxPool2dCache.__doc__ = """What this max_pool2d_forward keeps: the stride phases of x, the maximum over
+whole phase planes, the shape of x, the plane size (hp, wp) and the hyperparameters."""
+
+
+def max_pool2d_forward(x, kernel_size, stride):
+    """y (N, C, OH, OW) from x (N, C, H, W), as the reference."""
     n, c = x.shape[:2]
-    kh, kw = layer.kernel_size
-    sh, sw = layer.stride
-    out_shape = layer.output_shape(x.shape)
-    _, _, oh, ow = out_shape
+    kh, kw = kernel_size
+    sh, sw = stride
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out_shape = (n, c, oh, ow)
     hp, wp = _phase_plane(x.shape, (kh, kw), (sh, sw), (oh, ow))
     plane = hp * wp
     y = np.empty(out_shape, dtype=x.dtype)
@@ -79,10 +86,10 @@ def forward(layer, x):
     # passes: the strided split of x and the strided copy out (each costs about four contiguous
     # passes), and KH*KW maxima over the planes
     runtime.parallel(work, n, passes=STRIDED * (x.size + y.size) + kh * kw * ymax.size)
-    return y, {"phases": flat, "ymax": ymax, "x_shape": x.shape, "plane": (hp, wp)}
+    return y, MaxPool2dCache(flat, ymax, x.shape, (hp, wp), kernel_size, stride)
 
 
-def backward(layer, saved, dout):
+def max_pool2d_backward(dout, cache):
     """Each window's gradient goes to the first offset (row-major) whose input equals the max:
     ``rest`` holds what is still to be routed and drops to exactly 0 after the first match.
     The gradient is gathered in the phase layout and interleaved back into dx at the end (one
@@ -90,12 +97,13 @@ def backward(layer, saved, dout):
     have ``rest`` 0, so they route nothing, whatever their shifted views read.
     Full step, backward: pool1 0.183 -> 0.150-0.154 s, pool2 0.126 -> 0.107-0.109 s (round 3).
     """
-    flat, ymax, x_shape = saved.phases, saved.ymax, saved.x_shape
-    hp, wp = saved.plane
+    flat, ymax, x_shape = cache.phases, cache.ymax, cache.x_shape
+    hp, wp = cache.plane
     plane = hp * wp
     n, c = x_shape[:2]
-    kh, kw = layer.kernel_size
-    sh, sw = layer.stride
+    kh, kw = cache.kernel_size
+    sh, sw = cache.stride
+    ws = runtime.current_workspace()
     _, _, oh, ow = dout.shape
     dx = np.empty(x_shape, dtype=dout.dtype)
     cs = max(1, (BLOCK_BYTES * 4) // max(1, c * x_shape[2] * x_shape[3] * dout.itemsize)) if n else 1
@@ -103,10 +111,10 @@ def backward(layer, saved, dout):
     def work(start, stop, tid):
         dt = dout.dtype
         size = cs * c * plane
-        dph = runtime.buffer(layer, ("dphases", tid), (sh, sw, size + plane), dt)  # + a spare plane
-        rest = runtime.buffer(layer, ("rest", tid), (size,), dt, zero=True)  # non-window cells stay 0
-        won = runtime.buffer(layer, ("won", tid), (size,), np.bool_)
-        tmp = runtime.buffer(layer, ("tmp", tid), (size,), dt)
+        dph = runtime.buffer(ws, ("dphases", tid), (sh, sw, size + plane), dt)  # + a spare plane
+        rest = runtime.buffer(ws, ("rest", tid), (size,), dt, zero=True)  # non-window cells stay 0
+        won = runtime.buffer(ws, ("won", tid), (size,), np.bool_)
+        tmp = runtime.buffer(ws, ("tmp", tid), (size,), dt)
         dplanes = dph[:, :, :size].reshape(sh, sw, cs * c, hp, wp)
         last = (kh - 1, kw - 1)
         for a, b in runtime.even_chunks(start, stop, cs):

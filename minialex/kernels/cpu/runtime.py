@@ -13,6 +13,8 @@ setting buys, measured.
 * ``retain_freed_memory()``: glibc's mallopt, called only by the training command line.
 """
 
+import contextlib
+import contextvars
 import ctypes
 import os
 import threading
@@ -245,12 +247,38 @@ def run_gemm_workers(work, n, flops=None):
 # ---------------------------------------------------------------------------------------
 # Buffers reused from step to step
 # ---------------------------------------------------------------------------------------
+# A kernel is a pure function of its arguments, but allocating its large scratch arrays afresh on
+# every call costs page faults (up to 0.1 s a step for one 150 MB array). So a caller that runs
+# the same op again and again, a layer (minialex/nn/module.py), runs it inside
+# ``with workspace(self):``, and the kernel's ``buffer(ws, key, ...)`` calls then hand back the
+# arrays kept for that owner. Outside a workspace every buffer is a fresh array.
 _buffers = weakref.WeakKeyDictionary()  # owner (a layer) -> {key: array}
 _buffers_lock = threading.Lock()
+_workspace = contextvars.ContextVar("minialex_workspace", default=None)
+
+
+@contextlib.contextmanager
+def workspace(owner):
+    """Kernels called inside keep their scratch arrays for ``owner`` (any object that can be
+    weakly referenced; None: fresh arrays)."""
+    token = _workspace.set(owner)
+    try:
+        yield
+    finally:
+        _workspace.reset(token)
+
+
+def current_workspace():
+    """The owner of the ``workspace`` this thread is in, or None. A kernel reads it once on the
+    calling thread and passes it to its worker threads (a context does not cross threads)."""
+    return _workspace.get()
 
 
 def buffer(owner, key, shape, dtype, zero=False):
-    """An array kept for ``owner`` under ``key`` and reused while shape and dtype match."""
+    """An array kept for ``owner`` under ``key`` and reused while shape and dtype match; a fresh
+    one when owner is None."""
+    if owner is None:
+        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
     with _buffers_lock:
         store = _buffers.setdefault(owner, {})
     buf = store.get(key)

@@ -1,6 +1,7 @@
-"""SGD on the CPU, fast: the paper's update of minialex/optim/sgd.py (docs/optim.md) in
-cache-sized blocks on all threads, with no parameter-sized temporaries (the reference makes
-two per parameter: fc6's weight alone is 151 MB). Tested in tests/kernels/test_cpu.py.
+"""sgd_update on the CPU, fast: the reference of minialex/optim/functional.py (docs/optim.md)
+with the same signature, over all parameters in cache-sized blocks on all threads, with no
+parameter-sized temporaries (the reference makes two per parameter: fc6's weight alone is
+151 MB). Tested with every implementation in tests/ops/test_sgd.py.
 """
 
 import numpy as np
@@ -10,13 +11,13 @@ from . import runtime
 BLOCK = 1 << 16
 
 
-def step(params, velocities, lr, momentum, decay_of):
+def sgd_update(weights, grads, velocities, lr, momentum, weight_decays):
     """v <- momentum v - wd lr w - lr g;  w <- w + v, for every parameter, block by block."""
     jobs = []
-    for p, v in zip(params, velocities):
-        w, gr, vv = p.data.reshape(-1), p.grad.reshape(-1), v.reshape(-1)
-        for a in range(0, w.size, BLOCK):
-            jobs.append((w, gr, vv, a, min(a + BLOCK, w.size), decay_of(p)))
+    for w, g, v, wd in zip(weights, grads, velocities, weight_decays):
+        fw, fg, fv = w.reshape(-1), g.reshape(-1), v.reshape(-1)
+        for a in range(0, fw.size, BLOCK):
+            jobs.append((fw, fg, fv, a, min(a + BLOCK, fw.size), wd))
 
     def work(start, stop, _t):
         tmps = {}
@@ -31,4 +32,4 @@ def step(params, velocities, lr, momentum, decay_of):
             vb -= t
             wb += vb
 
-    runtime.parallel(work, len(jobs), passes=6 * sum(p.data.size for p in params))
+    runtime.parallel(work, len(jobs), passes=6 * sum(w.size for w in weights))

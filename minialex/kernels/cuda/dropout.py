@@ -1,9 +1,10 @@
-"""Dropout's mask as one CUDA launch: the counter-based hash of minialex/nn/dropout.py
-(``dropout_mask``, which is this kernel's NumPy twin, bit for bit) evaluated per element.
-Conventions of this folder: minialex/kernels/cuda/elementwise.py."""
+"""Dropout's mask as one CUDA launch: ``hash_mask`` of minialex/nn/masks.py, the counter-based
+hash, with the same signature, evaluated per element (bit for bit; its twin below is the same
+hash in NumPy). Conventions of this folder: elementwise.py."""
 
-from ... import backend
-from .elementwise import kernel
+import numpy as np
+
+from .elementwise import kernel, require_gpu, twin
 
 DROPOUT_MASK = (
     "uint32 k1, uint32 k2, uint32 thresh, int64 width, int64 start, int64 full_width, T scale",
@@ -21,11 +22,33 @@ DROPOUT_MASK = (
 )
 
 
-def mask(k1, k2, thresh, shape, dtype, start, full_width, scale):
-    """The mask of minialex.nn.dropout_mask on the current GPU, in one launch (keys, threshold
-    and scale computed on the host by dropout_mask)."""
-    cp = backend.get_backend("cupy")
-    out = cp.empty(tuple(shape), dtype=dtype)
+def hash_mask(k1, k2, thresh, shape, start, full_width, scale, xp, dtype):
+    """The scaled mask of a ``shape`` block, as minialex/nn/masks.py's hash_mask, in one launch
+    (xp: CuPy; keys, threshold and scale computed on the host by masks.dropout_mask)."""
+    out = xp.empty(tuple(shape), dtype=dtype)
+    require_gpu(out, "dropout.hash_mask")
     width = out.shape[-1] if out.ndim else 1
     kernel(DROPOUT_MASK)(k1, k2, thresh, width, start, full_width, out.dtype.type(scale), out)
     return out
+
+
+def _fmix32(h):
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+@twin(DROPOUT_MASK)
+def _(p):
+    """The kernel's body for every element at once."""
+    out = p["mask"]
+    i = np.arange(out.size, dtype=np.int64)
+    r, c = i // p["width"], i % p["width"]
+    h = (r * p["full_width"] + p["start"] + c).astype(np.uint32) ^ np.uint32(p["k1"])
+    h = _fmix32(h)
+    h += np.uint32(p["k2"])
+    h = _fmix32(h)
+    out.reshape(-1)[...] = np.where((h >> np.uint32(8)) >= np.uint32(p["thresh"]), p["scale"], 0)

@@ -7,21 +7,75 @@ work for float32 and float64 (CuPy compiles one variant per dtype, on first use)
 
 Beside each kernel, in the same file, is its NumPy twin: the same index arithmetic for every
 output element at once (``i = np.arange(size)`` stands for the thread index; a loop a thread
-runs a data-dependent number of times runs for the largest count, with a mask). The public
-functions run the kernel on a CuPy array and the twin on a NumPy array, so the GPU code path
-of every layer is exercised on machines without a GPU (tests/kernels/test_cuda_twins.py),
-and tests/kernels/test_cuda.py compares kernel and twin on a GPU.
+runs a data-dependent number of times runs for the largest count, with a mask), registered
+under the kernel's name with ``@twin(SPEC)``. A twin takes the kernel's parameters by name (a
+dict) and writes its outputs, as the kernel does.
+
+The functions of this folder take CuPy arrays and launch kernels; handed a NumPy array they
+raise, and never fall back to a twin. Only inside ``with twins():``, which the tests enter by
+name, does ``kernel(spec)`` give the twin and do these functions take NumPy arrays: that runs
+each op's whole CUDA implementation, its index arithmetic included, on machines without a GPU
+(tests/ops/), and tests/kernels/test_cuda.py compares kernel and twin on a GPU.
 
 Importing this folder does not import CuPy; a kernel is compiled on its first launch.
 """
 
+import contextlib
+import contextvars
+
+import numpy as np
+
 from ... import backend
 
 _KERNELS = {}  # name -> cupy.ElementwiseKernel, filled on first use
+TWINS = {}  # kernel name -> its twin: fn(params: {name: NumPy array or scalar}), writes the outputs
+_twins = contextvars.ContextVar("minialex_cuda_twins", default=False)
+
+
+def twin(spec):
+    """Register the decorated function as the NumPy twin of the kernel ``spec``."""
+    def register(fn):
+        TWINS[spec[3]] = fn
+        return fn
+    return register
+
+
+@contextlib.contextmanager
+def twins():
+    """Inside, the CUDA implementations take NumPy arrays and run every kernel's twin."""
+    token = _twins.set(True)
+    try:
+        yield
+    finally:
+        _twins.reset(token)
+
+
+def param_names(params):
+    """The names in a kernel's parameter list: ``"raw T x, int64 H"`` -> ["x", "H"]."""
+    return [p.split()[-1] for p in params.split(",") if p.strip()]
+
+
+class TwinKernel:
+    """Called as the ElementwiseKernel of ``spec`` is (inputs, then outputs), on NumPy arrays."""
+
+    def __init__(self, spec):
+        self.name = spec[3]
+        self.inputs, self.outputs = param_names(spec[0]), param_names(spec[1])
+
+    def __call__(self, *args):
+        names = self.inputs + self.outputs
+        if len(args) != len(names):
+            raise TypeError(f"{self.name}: {len(names)} arguments expected ({', '.join(names)}), got {len(args)}")
+        TWINS[self.name](dict(zip(names, args)))
+        outs = args[len(self.inputs):]
+        return outs[0] if len(outs) == 1 else outs
 
 
 def kernel(spec):
-    """The compiled ElementwiseKernel of ``spec`` = (in_params, out_params, body, name)."""
+    """The compiled ElementwiseKernel of ``spec`` = (in_params, out_params, body, name); inside
+    ``twins()``, its NumPy twin."""
+    if _twins.get():
+        return TwinKernel(spec)
     name = spec[3]
     k = _KERNELS.get(name)
     if k is None:
@@ -31,12 +85,17 @@ def kernel(spec):
     return k
 
 
-def on_gpu(x):
-    """True for a CuPy array (run the kernel), False for a NumPy one (run the twin)."""
-    return backend.is_cupy_array(x)
+def require_gpu(x, what):
+    """TypeError unless x is a CuPy array (a NumPy array inside ``twins()``)."""
+    if backend.is_cupy_array(x) or (_twins.get() and isinstance(x, np.ndarray)):
+        return
+    raise TypeError(f"minialex.kernels.cuda.{what} takes CuPy arrays, got {type(x).__module__}.{type(x).__name__} "
+                    "(its NumPy twin runs only inside minialex.kernels.cuda.elementwise.twins())")
 
 
 def check_float(x, what):
+    """TypeError unless x is a float32 or float64 CuPy array (NumPy inside ``twins()``)."""
+    require_gpu(x, what)
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"minialex.kernels.cuda.{what}: float32 or float64 expected, got {x.dtype}")
 

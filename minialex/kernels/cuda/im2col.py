@@ -9,7 +9,7 @@ elementwise.py."""
 import numpy as np
 
 from ... import backend
-from .elementwise import check_float, covering, kernel, on_gpu, out_size
+from .elementwise import check_float, covering, kernel, out_size, twin
 
 IM2COL_ROWS = (
     "raw T x, int64 N, int64 C, int64 H, int64 W, int64 KH, int64 KW, int64 OH, int64 OW, "
@@ -67,8 +67,6 @@ def im2col_rows(x, kernel_size, stride, padding):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    if not on_gpu(x):
-        return im2col_rows_twin(x, kernel_size, stride, padding)
     out = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     kernel(IM2COL_ROWS)(x, n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, out)
     return out
@@ -84,8 +82,6 @@ def col2im_rows(cols, input_shape, kernel_size, stride, padding):
     oh, ow = cols.shape[4], cols.shape[5]
     if cols.shape[:4] != (c, kh, kw, n):
         raise ValueError(f"col2im_rows: cols of shape {cols.shape} do not match {input_shape}, kernel {kernel_size}")
-    if not on_gpu(cols):
-        return col2im_rows_twin(cols, input_shape, kernel_size, stride, padding)
     dx = xp.empty((n, c, h, w), dtype=cols.dtype)
     kernel(COL2IM_ROWS)(cols, n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dx)
     return dx
@@ -140,3 +136,14 @@ def col2im_rows_twin(cols, input_shape, kernel_size, stride, padding):
             src = np.where(ok, ((((c * KH + ki) * KW + kj) * N + n) * OH + oh) * OW + ow, 0)
             acc[ok] += flat[src[ok]]
     return acc.reshape(input_shape)
+
+
+@twin(IM2COL_ROWS)
+def _(p):
+    p["out"][...] = im2col_rows_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]), (p["PH"], p["PW"]))
+
+
+@twin(COL2IM_ROWS)
+def _(p):
+    p["dx"][...] = col2im_rows_twin(p["cols"], (p["N"], p["C"], p["H"], p["W"]), (p["KH"], p["KW"]),
+                                    (p["SH"], p["SW"]), (p["PH"], p["PW"]))

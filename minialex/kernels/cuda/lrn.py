@@ -1,11 +1,14 @@
-"""LocalResponseNorm as CUDA kernels, one launch per pass (the reference in minialex/nn/lrn.py
-makes one per window offset and operation), with their NumPy twins; and the layer's
-implementation on them. Conventions of this folder: minialex/kernels/cuda/elementwise.py."""
+"""lrn on CuPy: the pair of the reference (minialex/nn/functional/lrn.py) with the same
+signatures, as one CUDA launch per pass (the reference makes one per window offset and
+operation); the kernels' NumPy twins are beside them. Conventions of this folder:
+elementwise.py. Tested with every implementation in tests/ops/test_lrn.py."""
+
+from collections import namedtuple
 
 import numpy as np
 
 from ... import backend
-from .elementwise import check_float, kernel, on_gpu
+from .elementwise import check_float, kernel, twin
 
 LRN_FWD = (
     "raw T x, int64 C, int64 HW, int64 CG, int64 HALF, T alpha, T beta, T k",
@@ -60,29 +63,25 @@ LRN_BWD = (
 )
 
 
-def lrn_forward(x, size, alpha, beta, k, groups=1):
+def lrn_kernel_forward(x, size, alpha, beta, k, groups=1):
     """(y, scale, inv): scale = k + alpha * channel window sum of x^2 (per group), inv = scale^-beta."""
-    check_float(x, "lrn_forward")
+    check_float(x, "lrn_kernel_forward")
     xp = backend.get_array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     if c % groups:
-        raise ValueError(f"lrn_forward: {c} channels cannot be cut into groups={groups}")
-    if not on_gpu(x):
-        return lrn_forward_twin(x, size, alpha, beta, k, groups)
+        raise ValueError(f"lrn_kernel_forward: {c} channels cannot be cut into groups={groups}")
     y, scale, inv = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
     t = x.dtype.type
     kernel(LRN_FWD)(x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, inv)
     return y, scale, inv
 
 
-def lrn_backward(dout, x, scale, inv, size, alpha, beta, groups=1):
+def lrn_kernel_backward(dout, x, scale, inv, size, alpha, beta, groups=1):
     """dx = dout*inv - 2*alpha*beta * x * channel window sum of (dout * x * inv / scale)."""
-    check_float(dout, "lrn_backward")
+    check_float(dout, "lrn_kernel_backward")
     xp = backend.get_array_module(dout)
     dout, x, scale, inv = (xp.ascontiguousarray(a) for a in (dout, x, scale, inv))
-    if not on_gpu(dout):
-        return lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups)
     n, c, h, w = x.shape
     dx = xp.empty_like(x)
     coef = x.dtype.type(-2.0 * alpha * beta)  # as the reference: computed in double, then cast
@@ -91,17 +90,22 @@ def lrn_backward(dout, x, scale, inv, size, alpha, beta, groups=1):
 
 
 # ---------------------------------------------------------------------------------------
-# the layer's implementation (minialex/nn/lrn.py dispatches here for CuPy arrays)
+# the pair (minialex/nn/dispatch.py picks it for CuPy arrays)
 # ---------------------------------------------------------------------------------------
-def forward(layer, x):
-    """y; saves x, scale and inv, as the reference does."""
-    y, scale, inv = lrn_forward(x, layer.size, layer.alpha, layer.beta, layer.k, layer.groups)
-    return y, {"x": x, "scale": scale, "inv": inv}
+LRNCache = namedtuple("LRNCache", "x scale inv size alpha beta groups")
+LRNCache.__doc__ = "As the reference's: x, scale, inv (N, C, H, W) and the hyperparameters."
 
 
-def backward(layer, saved, dout):
-    return lrn_backward(dout, saved.x, saved.scale, saved.inv, layer.size, layer.alpha, layer.beta,
-                        layer.groups)
+def lrn_forward(x, size, alpha, beta, k, groups):
+    """y (N, C, H, W), as the reference: one launch, which also writes scale and inv."""
+    y, scale, inv = lrn_kernel_forward(x, size, alpha, beta, k, groups)
+    return y, LRNCache(x, scale, inv, size, alpha, beta, groups)
+
+
+def lrn_backward(dout, cache):
+    """dx (N, C, H, W), as the reference: one launch."""
+    return lrn_kernel_backward(dout, cache.x, cache.scale, cache.inv, cache.size, cache.alpha, cache.beta,
+                               cache.groups)
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,3 +159,17 @@ def lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups=1):
         s[ok] += t / fs[jj]
     dx = (s * fx) * coef + fd * fi
     return dx.reshape(x.shape)
+
+
+@twin(LRN_FWD)
+def _(p):
+    size, groups = 2 * p["HALF"] + 1, p["C"] // p["CG"]
+    p["y"][...], p["scale"][...], p["inv"][...] = lrn_forward_twin(p["x"], size, p["alpha"], p["beta"], p["k"],
+                                                                   groups)
+
+
+@twin(LRN_BWD)
+def _(p):
+    size, groups = 2 * p["HALF"] + 1, p["C"] // p["CG"]
+    alpha_beta = -float(p["coef"]) / 2.0  # coef = -2 alpha beta; the twin only needs the product
+    p["dx"][...] = lrn_backward_twin(p["dout"], p["x"], p["scale"], p["inv"], size, alpha_beta, 1.0, groups)

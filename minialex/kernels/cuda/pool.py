@@ -1,11 +1,14 @@
-"""MaxPool2d as CUDA kernels, one launch per pass (the reference in minialex/nn/pool.py makes a
-few per window offset), with their NumPy twins; and the layer's implementation on them.
-Conventions of this folder: minialex/kernels/cuda/elementwise.py."""
+"""max_pool2d on CuPy: the pair of the reference (minialex/nn/functional/pool.py) with the same
+signatures, as one CUDA launch per pass (the reference makes a few per window offset); the
+kernels' NumPy twins are beside them. Conventions of this folder: elementwise.py. Tested with
+every implementation in tests/ops/test_max_pool2d.py."""
+
+from collections import namedtuple
 
 import numpy as np
 
 from ... import backend
-from .elementwise import check_float, covering, kernel, on_gpu, out_size, unravel_plane
+from .elementwise import check_float, covering, kernel, out_size, twin, unravel_plane
 
 MAXPOOL_FWD = (
     "raw T x, int64 H, int64 W, int64 KH, int64 KW, int64 OH, int64 OW, int64 SH, int64 SW",
@@ -68,8 +71,6 @@ def maxpool_forward(x, kernel_size, stride):
     (kh, kw), (sh, sw) = kernel_size, stride
     if kh * kw > 255:
         raise ValueError("maxpool_forward: windows of more than 255 elements are not supported")
-    if not on_gpu(x):
-        return maxpool_forward_twin(x, kernel_size, stride)
     oh, ow = out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8)
@@ -83,8 +84,6 @@ def maxpool_backward(dout, argmax, x_shape, kernel_size, stride):
     xp = backend.get_array_module(dout)
     dout = xp.ascontiguousarray(dout)
     argmax = xp.ascontiguousarray(argmax.astype(xp.uint8, copy=False))
-    if not on_gpu(dout):
-        return maxpool_backward_twin(dout, argmax, x_shape, kernel_size, stride)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw) = kernel_size, stride
     oh, ow = dout.shape[2], dout.shape[3]
@@ -94,16 +93,21 @@ def maxpool_backward(dout, argmax, x_shape, kernel_size, stride):
 
 
 # ---------------------------------------------------------------------------------------
-# the layer's implementation (minialex/nn/pool.py dispatches here for CuPy arrays)
+# the pair (minialex/nn/dispatch.py picks it for CuPy arrays)
 # ---------------------------------------------------------------------------------------
-def forward(layer, x):
-    """y (N, C, OH, OW); saves the argmax (uint8, one byte per output) and the input's shape."""
-    y, argmax = maxpool_forward(x, layer.kernel_size, layer.stride)
-    return y, {"argmax": argmax, "x_shape": x.shape}
+MaxPool2dCache = namedtuple("MaxPool2dCache", "argmax x_shape kernel_size stride")
+MaxPool2dCache.__doc__ = "As the reference's: the argmax (uint8, one byte per output), x's shape, hyperparameters."
 
 
-def backward(layer, saved, dout):
-    return maxpool_backward(dout, saved.argmax, saved.x_shape, layer.kernel_size, layer.stride)
+def max_pool2d_forward(x, kernel_size, stride):
+    """y (N, C, OH, OW) from x (N, C, H, W), as the reference: one launch."""
+    y, argmax = maxpool_forward(x, kernel_size, stride)
+    return y, MaxPool2dCache(argmax, x.shape, kernel_size, stride)
+
+
+def max_pool2d_backward(dout, cache):
+    """dx (N, C, H, W), as the reference: one launch."""
+    return maxpool_backward(dout, cache.argmax, cache.x_shape, cache.kernel_size, cache.stride)
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,3 +152,16 @@ def maxpool_backward_twin(dout, argmax, x_shape, kernel_size, stride):
             ok = ok_h & ok_w & (am[o].astype(np.int64) == ki * KW + kj)
             acc[ok] += flat[o[ok]]
     return acc.reshape(x_shape)
+
+
+@twin(MAXPOOL_FWD)
+def _(p):
+    y, argmax = maxpool_forward_twin(p["x"], (p["KH"], p["KW"]), (p["SH"], p["SW"]))
+    p["y"][...], p["argmax"][...] = y, argmax
+
+
+@twin(MAXPOOL_BWD)
+def _(p):
+    n, c = p["dout"].shape[:2]
+    p["dx"][...] = maxpool_backward_twin(p["dout"], p["argmax"], (n, c, p["H"], p["W"]), (p["KH"], p["KW"]),
+                                         (p["SH"], p["SW"]))

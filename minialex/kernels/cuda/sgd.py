@@ -1,9 +1,10 @@
-"""The paper's SGD update (minialex/optim/sgd.py, docs/optim.md) as one CUDA launch per
-parameter, where the reference makes six (scale v, form wd*lr*w, subtract it, form lr*g,
-subtract it, add v to w), with its NumPy twin. Conventions of this folder: elementwise.py."""
+"""sgd_update on CuPy: the reference of minialex/optim/functional.py (docs/optim.md) with the
+same signature, as one CUDA launch per parameter, where the reference makes six (scale v, form
+wd*lr*w, subtract it, form lr*g, subtract it, add v to w), with its NumPy twin. Conventions of
+this folder: elementwise.py. Tested with every implementation in tests/ops/test_sgd.py."""
 
 from ... import backend
-from .elementwise import kernel
+from .elementwise import kernel, require_gpu, twin
 
 SGD = (
     "T g, T lr, T momentum, T wd_lr",
@@ -20,12 +21,13 @@ SGD = (
 )
 
 
-def step(params, velocities, lr, momentum, decay_of):
+def sgd_update(weights, grads, velocities, lr, momentum, weight_decays):
     """Update every parameter in place, each with one launch on its own device."""
-    for p, v in zip(params, velocities):
-        t = p.data.dtype.type
-        with backend.device_of(p.data):
-            kernel(SGD)(p.grad, t(lr), t(momentum), t(decay_of(p) * lr), p.data, v)
+    for w, g, v, wd in zip(weights, grads, velocities, weight_decays):
+        require_gpu(w, "sgd.sgd_update")
+        t = w.dtype.type
+        with backend.device_of(w):
+            kernel(SGD)(g, t(lr), t(momentum), t(wd * lr), w, v)
 
 
 def sgd_twin(g, lr, momentum, wd_lr, w, v):
@@ -38,3 +40,7 @@ def sgd_twin(g, lr, momentum, wd_lr, w, v):
     w[...] = w + vv
     return w, v
 
+
+@twin(SGD)
+def _(p):
+    sgd_twin(p["g"], p["lr"], p["momentum"], p["wd_lr"], p["w"], p["v"])

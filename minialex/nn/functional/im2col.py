@@ -10,7 +10,7 @@ never over output pixels: each offset is one strided slice copy of the whole
 batch, which NumPy and CuPy do at memory speed.
 """
 
-from .. import backend
+from ... import backend
 
 
 def conv_output_size(size, kernel, stride, padding):

@@ -1,0 +1,103 @@
+"""Shared fixtures of the per-op tests: every implementation of an op, run through one interface.
+
+An op (minialex/nn/dispatch.py: ``Op``) has a readable reference and may have a CPU kernel and
+a CUDA kernel, all the same pair of functions. ``implementations(OP)`` parametrises a test over
+every one of them that exists for OP:
+
+    reference   the readable pair (minialex/nn/functional/), on NumPy
+    cpu         the CPU kernels (minialex/kernels/cpu/), on NumPy
+    cuda-twin   the CUDA implementation with every kernel replaced by its NumPy twin
+                (minialex/kernels/cuda/elementwise.py: twins()), on NumPy: its index
+                arithmetic and the code around the launches, on a machine without a GPU
+    cuda        the CUDA implementation on CuPy arrays (``gpu`` marker: skipped without a GPU)
+
+and the ``impl`` fixture is then an ``Implementation``: ``impl.forward(*args)`` and
+``impl.backward(*args, **kwargs)`` move array arguments to the implementation's backend, run
+its pair there (inside ``twins()`` for cuda-twin) and return the results as NumPy arrays; a
+cache stays where it was made. Tolerances per dtype are in ``TOL``.
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from minialex import backend
+from minialex.kernels.cuda.elementwise import twins
+from minialex.nn.dispatch import CPU, CUDA, REFERENCE
+
+KINDS = {REFERENCE: REFERENCE, CPU: CPU, "cuda-twin": CUDA, "cuda": CUDA}
+
+# Comparisons of an implementation with the reference or a naive loop (float32 sums in another
+# order differ by a few ulps of the largest term; the GPU may fuse multiply-adds).
+TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12), np.dtype(np.float32): dict(rtol=2e-4, atol=2e-5)}
+
+
+def implementations(op):
+    """pytest parameters, one per implementation of ``op`` (cuda-twin and cuda where it has CUDA)."""
+    params = []
+    for name, kind in KINDS.items():
+        if kind not in op.modules:
+            continue
+        marks = [pytest.mark.gpu] if name == "cuda" else []
+        params.append(pytest.param((op, name), marks=marks, id=name))
+    return params
+
+
+class Implementation:
+    """One implementation of one op, called as the tests call it (see the module docstring)."""
+
+    def __init__(self, op, name):
+        self.op, self.name = op, name
+        self.pair = op.pair(KINDS[name])
+        self.xp = backend.get_backend("cupy") if name == "cuda" else np
+
+    def context(self):
+        return twins() if self.name == "cuda-twin" else contextlib.nullcontext()
+
+    def to(self, a):
+        """An argument on this implementation's backend (arrays moved, everything else as is)."""
+        if isinstance(a, np.ndarray) and self.name == "cuda":
+            return self.xp.asarray(a)
+        if isinstance(a, (list, tuple)) and not hasattr(a, "_fields") and any(isinstance(v, np.ndarray) for v in a):
+            return type(a)(self.to(v) for v in a)
+        return a
+
+    def get(self, a):
+        """A result as NumPy (tuples element by element; caches and None as they are)."""
+        if backend.is_cupy_array(a):
+            return backend.to_numpy(a)
+        if isinstance(a, tuple) and not hasattr(a, "_fields"):
+            return tuple(self.get(v) for v in a)
+        return a
+
+    def forward(self, *args):
+        """(y as NumPy, cache)."""
+        with self.context():
+            y, cache = self.pair.forward(*(self.to(a) for a in args))
+        return self.get(y), cache
+
+    def backward(self, *args, **kwargs):
+        with self.context():
+            out = self.pair.backward(*(self.to(a) for a in args), **{k: self.to(v) for k, v in kwargs.items()})
+        return self.get(out)
+
+    def call(self, *args):
+        """A single-function op (SGD's update, dropout's hash): run it; arrays updated in place
+        on a GPU are the caller's to copy back."""
+        with self.context():
+            return self.pair.forward(*args)
+
+    def __repr__(self):
+        return f"Implementation({self.op.name}, {self.name})"
+
+
+@pytest.fixture
+def impl(request):
+    op, name = request.param
+    return Implementation(op, name)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
