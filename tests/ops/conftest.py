@@ -101,3 +101,43 @@ def impl(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# -- the CPU kernels' threads and chunk sizes (they matter only to the "cpu" implementation) --------
+@pytest.fixture(params=["1", "2", "3"], ids=lambda t: f"threads{t}")
+def threads(request, monkeypatch):
+    """The kernels on 1-3 threads. The size rules (runtime.gemm_split, runtime.parallel_workers)
+    would keep arrays this small on one thread, so here any work is worth a thread: the threaded
+    paths are the ones compared (tests/kernels/test_size_rules.py tests the rules themselves)."""
+    from minialex.kernels.cpu import runtime
+
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", request.param)
+    monkeypatch.setattr(runtime, "GEMM_MIN_FLOPS", 1)
+    monkeypatch.setattr(runtime, "PARALLEL_MIN_PASSES", 1)
+    return int(request.param)
+
+
+@pytest.fixture(params=["small", "default"])
+def chunking(request, monkeypatch):
+    """'small': chunks of 1-2 samples and blocks of a few positions, so batches split unevenly."""
+    from minialex.kernels.cpu import conv as cpu_conv
+    from minialex.kernels.cpu import lrn as cpu_lrn
+    from minialex.kernels.cpu import pool as cpu_pool
+
+    if request.param == "small":
+        monkeypatch.setattr(cpu_conv, "CACHE_BYTES", 1)  # one sample per conv chunk
+        monkeypatch.setattr(cpu_conv, "GEMM_MIN_COLUMNS", 1)
+        monkeypatch.setattr(cpu_pool, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(cpu_lrn, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(cpu_lrn, "RUN_BYTES", 64)  # runs of 8 positions, the last partial
+    return request.param
+
+
+@pytest.fixture(params=["default", "small"])
+def relu_pieces(request, monkeypatch):
+    """'small': ReLU jobs of 4096 elements, so every test array is split up (threaded: see threads)."""
+    from minialex.kernels.cpu import relu as cpu_relu
+
+    if request.param == "small":
+        monkeypatch.setattr(cpu_relu, "STEP", 4096)
+    return request.param
