@@ -13,8 +13,8 @@ The three products run on a one-thread BLAS, split over our worker threads by ou
 (forward, dW) or input features (dX) when they are large enough (runtime.gemm_split: the paper's
 fc6 and fc7 are; every fully connected layer of the small presets is not, and runs on the calling
 thread). Left to its own threads OpenBLAS keeps them spinning after each product, which took CPU
-from the convolutions' workers that run next (docs/performance.md, round 7). Tested in
-tests/kernels/test_cpu.py.
+from the convolutions' workers that run next (docs/performance.md, round 7). Tested with every
+implementation in tests/ops/test_linear.py.
 """
 
 from collections import namedtuple

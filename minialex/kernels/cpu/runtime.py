@@ -7,9 +7,10 @@ setting buys, measured.
 * ``single_threaded_blas()`` and ``gemm_workers()``: while our workers each run their own GEMM,
   OpenBLAS must not start threads of its own (two workers x two BLAS threads on two cores is
   slower than either alone).
-* ``buffer(owner, key, shape, dtype)``: arrays kept from one step to the next. A fresh large
-  array costs page faults every step; these are kept per layer in a table owned by this module
-  (never in the layer's own fields) and freed with the layer.
+* ``workspace(owner)`` and ``buffer(owner, key, shape, dtype)``: arrays kept from one step to the
+  next. A fresh large array costs page faults every step; a layer runs its kernels inside its
+  workspace, and these are kept per layer in a table owned by this module (never in the layer's
+  own fields) and freed with the layer. A kernel called outside a workspace gets fresh arrays.
 * ``retain_freed_memory()``: glibc's mallopt, called only by the training command line.
 """
 

@@ -1,4 +1,4 @@
-"""im2col and col2im as CUDA kernels, one launch each (the reference in minialex/nn/im2col.py
+"""im2col and col2im as CUDA kernels, one launch each (the reference in minialex/nn/functional/im2col.py
 makes one copy per kernel offset: 121 for conv1), with their NumPy twins.
 
 The columns are laid out as (C, KH, KW, N, OH, OW), the batch inside each row (the reference's
