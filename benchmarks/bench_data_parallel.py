@@ -69,7 +69,7 @@ MODES = ("step", "compute", "allreduce")
 # the worker: one process of ``mpiexec -n N``
 # ---------------------------------------------------------------------------------------
 def recipe_lr(preset):
-    from minialex.train.cli import RECIPE_KEYS, RECIPES
+    from minialex.train.config import RECIPE_KEYS, RECIPES
 
     return dict(zip(RECIPE_KEYS, RECIPES["paper" if preset == "imagenet" else preset]))["lr"]
 

@@ -4,6 +4,8 @@ any preset of minialex/models/config.py.
     python benchmarks/bench_train_step.py [--preset imagenet] [--batch-size N ...] [--threads 2]
                                           [--steps S] [--rounds R] [--no-torch] [--reference]
     python benchmarks/bench_train_step.py --preset all      # every preset, and a summary table
+    python benchmarks/bench_train_step.py --preset all --no-torch --rounds 3 --baseline /tmp/base
+                                          # this checkout against another one, alternating
 
 The minialex step is the one the training script runs for that preset (minialex/train/trainer.py,
 ``Trainer.train_step``): ``AlexNet(preset=NAME)`` with its defaults (the images get no
@@ -14,7 +16,7 @@ CPU or CUDA kernels), with the training script's process setting for NumPy
 times the same step inside ``minialex.nn.reference()`` instead.
 
 Without ``--batch-size`` a preset runs at the batch size its training recipe uses
-(minialex/train/cli.py: 128 for imagenet and cifar10, 64 for synthetic, 16 for tiny) and at 128.
+(minialex/train/config.py: 128 for imagenet and cifar10, 64 for synthetic, 16 for tiny) and at 128.
 
 Prints, per batch size, for minialex: images/s, GFLOP/s, the fraction of the GEMM rate
 measured in the same run (sgemm at the network's own forward and backward GEMM shapes),
@@ -43,7 +45,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+# a --baseline worker imports minialex from the other checkout (MINIALEX_BENCH_ROOT)
+sys.path.insert(0, os.environ.get("MINIALEX_BENCH_ROOT", ROOT))
 
 from minialex.models import alexnet_config  # noqa: E402
 from minialex.models.architecture import POOL_KERNEL, POOL_STRIDE, gemm_shapes as table_gemm_shapes  # noqa: E402
@@ -55,8 +58,8 @@ LAYER_STEPS = 3  # wrapped steps for the per-layer table
 
 
 def recipe(preset):
-    """(usual batch size, learning rate) of a preset's training recipe (minialex/train/cli.py)."""
-    from minialex.train.cli import RECIPES, RECIPE_KEYS
+    """(usual batch size, learning rate) of a preset's training recipe (minialex/train/config.py)."""
+    from minialex.train.config import RECIPES, RECIPE_KEYS
 
     r = dict(zip(RECIPE_KEYS, RECIPES["paper" if preset == "imagenet" else preset]))
     return r["batch_size"], r["lr"]
@@ -259,10 +262,13 @@ def worker_torch(args):
 WORKERS = {"gemm": worker_gemm, "minialex": worker_minialex, "torch": worker_torch}
 
 
-def run_worker(kind, args, batch):
+def run_worker(kind, args, batch, root=None):
+    """One worker in its own process; ``root``: import minialex from that checkout (--baseline)."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
+    if root:
+        env["MINIALEX_BENCH_ROOT"] = root
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--preset", args.preset,
            "--batch-size", str(batch), "--threads", str(args.threads), "--steps", str(args.steps),
            "--seconds", str(args.seconds), "--warmup", str(args.warmup),
@@ -284,16 +290,22 @@ def torch_importable():
 
 
 def measure(args, batch, use_torch):
-    """The GEMM reference, then minialex and torch (alternating ``--rounds`` times)."""
+    """The GEMM reference, then minialex, the --baseline checkout's minialex and torch
+    (alternating ``--rounds`` times)."""
     results = {"gemm": run_worker("gemm", args, batch)}
+    runs = [("minialex", "minialex", None)]
+    if args.baseline:
+        runs.append(("baseline", "minialex", args.baseline))
+    if use_torch:
+        runs.append(("torch", "torch", None))
     for r in range(args.rounds):
-        for kind in ("minialex", "torch") if use_torch else ("minialex",):
-            got = run_worker(kind, args, batch)
-            if kind in results:  # pool the steps of every round; keep the first round's other figures
-                results[kind]["times"] += got["times"]
-                results[kind]["peak_rss_mib"] = max(results[kind]["peak_rss_mib"], got["peak_rss_mib"])
+        for key, kind, root in runs:
+            got = run_worker(kind, args, batch, root)
+            if key in results:  # pool the steps of every round; keep the first round's other figures
+                results[key]["times"] += got["times"]
+                results[key]["peak_rss_mib"] = max(results[key]["peak_rss_mib"], got["peak_rss_mib"])
             else:
-                results[kind] = got
+                results[key] = got
     return results
 
 
@@ -330,6 +342,13 @@ def report(args, batch, results, use_torch):
     line("minialex", m["times"], m["peak_rss_mib"])
     summary = {"preset": args.preset, "batch": batch, "minialex_s": t_m, "minialex_img_s": batch / t_m,
                "load": os.getloadavg()[0]}
+    if "baseline" in results:
+        b = results["baseline"]
+        line("baseline", b["times"], b["peak_rss_mib"])
+        t_b = float(np.median(b["times"]))
+        print(f"\nbaseline: minialex from {args.baseline}; this / baseline step time: {t_m / t_b:.3f};  peak RSS "
+              f"{m['peak_rss_mib']:.0f} vs {b['peak_rss_mib']:.0f} MiB")
+        summary.update(baseline_s=t_b, baseline_rss=b["peak_rss_mib"], rss=m["peak_rss_mib"], vs_baseline=t_m / t_b)
     if use_torch:
         t = results["torch"]
         line("torch " + t["version"], t["times"], t["peak_rss_mib"])
@@ -668,6 +687,9 @@ def main():
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is importable")
     ap.add_argument("--json", action="store_true", help="also print all results as one JSON line")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also time the minialex of another checkout in DIR (say, git worktree add DIR REV), "
+                         "alternating with this one, and print the ratio (NumPy only)")
     ap.add_argument("--reference", action="store_true",
                     help="time minialex's readable reference implementations (nn.reference()) instead")
     ap.add_argument("--tf32", action="store_true",
@@ -695,11 +717,14 @@ def main():
             summaries.append((report_cupy if on_gpu else report)(args, batch, results, use_torch))
     if len(summaries) > 1:
         print(f"summary ({args.threads} threads; img/s from the median step):")
-        print(f"  {'preset':10s} {'batch':>5s} {'minialex':>10s} {'torch':>10s} {'ratio':>7s} {'load':>6s}")
+        print(f"  {'preset':10s} {'batch':>5s} {'minialex':>10s} {'torch':>10s} {'ratio':>7s} {'load':>6s}"
+              + (f" {'step s':>8s} {'baseline':>8s} {'/base':>6s} {'RSS MiB':>8s} {'base':>6s}" if args.baseline else ""))
         for s in summaries:
             tor = f"{s['torch_img_s']:10.1f}" if "torch_img_s" in s else f"{'-':>10s}"
             rat = f"{s['ratio']:6.2f}x" if "ratio" in s else f"{'-':>7s}"
-            print(f"  {s['preset']:10s} {s['batch']:5d} {s['minialex_img_s']:10.1f} {tor} {rat} {s['load']:6.2f}")
+            base = (f" {s['minialex_s']:8.4f} {s['baseline_s']:8.4f} {s['vs_baseline']:6.3f} {s['rss']:8.0f} "
+                    f"{s['baseline_rss']:6.0f}") if "baseline_s" in s else ""
+            print(f"  {s['preset']:10s} {s['batch']:5d} {s['minialex_img_s']:10.1f} {tor} {rat} {s['load']:6.2f}{base}")
     if args.json:
         print(json.dumps({"summary": summaries, "results": everything}))
 

@@ -25,6 +25,17 @@ def test_import_does_not_import_cupy():
     assert out.stdout.strip() == "False"
 
 
+def test_importing_kernels_does_not_import_cupy():
+    """Every module of the package, the CUDA kernels and their twins included, imports without
+    CuPy (a kernel imports it on its first launch)."""
+    code = ("import sys, minialex, minialex.nn, minialex.nn.functional, minialex.nn.naive, minialex.models, "
+            "minialex.optim, minialex.kernels.cuda.conv, minialex.kernels.cuda.pool, minialex.kernels.cuda.lrn, "
+            "minialex.kernels.cuda.im2col, minialex.kernels.cuda.sgd, minialex.kernels.cuda.dropout, "
+            "minialex.kernels.cuda.relu, minialex.kernels.cuda.elementwise; "
+            "assert 'cupy' not in sys.modules, 'cupy imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 @pytest.mark.skipif(backend.cupy_available(), reason="this machine has a working CuPy")
 def test_cupy_without_gpu_says_what_to_install():
     with pytest.raises(backend.BackendError) as err:

@@ -92,11 +92,14 @@ class Module:
     # -- the pair, and the cache between forward and backward ---------------------------
     def forward_with(self, op, x, *args):
         """``y, cache = pair.forward(x, *args)`` for the implementation of ``op`` (an Op of
-        minialex/nn/dispatch.py) that the switch picks for x; keeps the cache, returns y. Kernels
-        keep their scratch arrays for this module from call to call (runtime.workspace)."""
+        minialex/nn/dispatch.py) that the switch picks for x; keeps the cache, returns y. A kernel
+        keeps its scratch arrays for this module from call to call (runtime.workspace)."""
         pair = op.pick(x)
-        with runtime.workspace(self):
+        if pair.by == REFERENCE:  # the readable pair needs no workspace
             y, cache = pair.forward(x, *args)
+        else:
+            with runtime.workspace(self):
+                y, cache = pair.forward(x, *args)
         self.keep(cache, pair)
         return y
 
@@ -104,6 +107,8 @@ class Module:
         """``pair.backward(dout, cache, **kwargs)`` of the implementation that made the last
         forward, whatever the switch says now."""
         pair, cache = self.take_cache()
+        if pair.by == REFERENCE:
+            return pair.backward(dout, cache, **kwargs)
         with runtime.workspace(self):
             return pair.backward(dout, cache, **kwargs)
 
