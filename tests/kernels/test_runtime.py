@@ -1,6 +1,7 @@
 """minialex/kernels/cpu/runtime.py: the malloc setting is opt-in only and switchable off by the
 environment (run in subprocesses: it changes the allocator of the whole process), no library
-code calls it, and the thread and BLAS controls behave."""
+code calls it, the thread and BLAS controls behave, buffers are kept per owner, and runtime.gemm
+computes c = op(a) op(b) + beta c on windows of wider matrices."""
 
 import os
 import pathlib
@@ -9,11 +10,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from minialex.kernels.cpu import runtime
 
 CODE = "from minialex.kernels.cpu import runtime; print(runtime.retain_freed_memory())"
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "minialex"
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+DTYPES = [np.float64, np.float32]
 
 
 def run(env_extra):
@@ -91,3 +95,29 @@ def test_buffers_are_reused_per_owner_and_freed_with_it():
     n = len(runtime._buffers)
     del a
     assert len(runtime._buffers) == n - 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("blas", ["openblas", "numpy"])
+def test_runtime_gemm_on_windows_of_wider_matrices(trans_a, trans_b, beta, blas, dtype, monkeypatch):
+    """runtime.gemm: c = op(a) @ op(b) + beta c on views with row strides wider than their rows
+    (what the kernels hand it), through OpenBLAS's cblas_?gemm and through NumPy's fallback."""
+    if blas == "numpy":
+        monkeypatch.setattr(runtime, "blas", lambda: None)
+    rng = np.random.default_rng(11)
+    m, k, n = 5, 4, 6
+    big_a = rng.standard_normal((9, 9)).astype(dtype)
+    big_b = rng.standard_normal((9, 9)).astype(dtype)
+    a = big_a[1:1 + k, 2:2 + m] if trans_a else big_a[1:1 + m, 2:2 + k]
+    b = big_b[3:3 + n, 1:1 + k] if trans_b else big_b[3:3 + k, 1:1 + n]
+    big_c = rng.standard_normal((8, 10)).astype(dtype)
+    c0 = big_c.copy()
+    c = big_c[1:1 + m, 3:3 + n]
+    runtime.gemm(a, b, c, beta=beta, trans_a=trans_a, trans_b=trans_b)
+    want = (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c0[1:1 + m, 3:3 + n]
+    np.testing.assert_allclose(c, want, **TOL[dtype])
+    outside = np.ones(big_c.shape, bool)
+    outside[1:1 + m, 3:3 + n] = False
+    np.testing.assert_array_equal(big_c[outside], c0[outside])  # nothing outside the window moved

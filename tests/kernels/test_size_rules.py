@@ -31,7 +31,7 @@ def conv_layers(preset):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_conv_chunk_fits_the_cache_unless_the_gemm_would_be_too_narrow(preset):
     for name, layer, shape in conv_layers(preset):
-        geo = cpu_conv.geometry(layer, shape, 4)
+        geo = cpu_conv.geometry(shape, layer.kernel_size, layer.stride, layer.padding, 4)
         per_sample = geo.c * geo.kh * geo.kw * geo.oh * geo.ow * 4
         pixels = geo.oh * geo.ow
         m = geo.chunk

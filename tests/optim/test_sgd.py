@@ -1,4 +1,7 @@
-"""SGD: one and two steps against the paper's update worked by hand."""
+"""SGD (minialex/optim/sgd.py), the optimizer: one and two steps against the paper's update worked
+by hand, a learning-rate change, decay_biases, state round trips, and which sgd_update it calls.
+The update rule itself, every implementation of it, is tested in tests/ops/test_sgd.py; the rule
+is explained in docs/optim.md."""
 
 import numpy as np
 import pytest
@@ -56,3 +59,37 @@ def test_state_dict_round_trip_and_errors():
         other.load_state_dict({})
     with pytest.raises(ValueError, match="empty"):
         SGD([], lr=0.1)
+
+
+def test_step_calls_the_update_the_switch_picks(monkeypatch):
+    """step() hands sgd_update the parameters' arrays, their gradients, its velocities and one
+    weight decay per parameter (0 for 1-D ones under decay_biases=False): the CPU kernel by
+    default, the reference inside reference()."""
+    from minialex.kernels.cpu import sgd as cpu_sgd
+    from minialex.nn import reference
+    from minialex.optim import functional
+
+    calls = []
+
+    def spy(which, real):
+        def update(weights, grads, velocities, lr, momentum, weight_decays):
+            calls.append((which, weights, grads, velocities, lr, momentum, list(weight_decays)))
+            return real(weights, grads, velocities, lr, momentum, weight_decays)
+        return update
+
+    monkeypatch.setattr(cpu_sgd, "sgd_update", spy("cpu", cpu_sgd.sgd_update))
+    monkeypatch.setattr(functional, "sgd_update", spy("reference", functional.sgd_update))
+    w, b = Parameter(np.ones((2, 2))), Parameter(np.ones(2))
+    opt = SGD([w, b], lr=0.5, momentum=0.25, weight_decay=0.1, decay_biases=False)
+    opt.step()
+    with reference():
+        opt.step()
+    assert [c[0] for c in calls] == ["cpu", "reference"]
+    for which, weights, grads, velocities, lr, momentum, decays in calls:
+        assert weights[0] is w.data and weights[1] is b.data
+        assert grads[0] is w.grad and grads[1] is b.grad
+        assert velocities[0] is opt.velocities[0] and velocities[1] is opt.velocities[1]
+        assert (lr, momentum, decays) == (0.5, 0.25, [0.1, 0.0])
+    # two steps with g = 0: v1 = -0.05 w0, w1 = 0.95; v2 = 0.25 v1 - 0.05 w1
+    np.testing.assert_allclose(w.data, 0.95 + 0.25 * -0.05 - 0.05 * 0.95, rtol=1e-14)
+    np.testing.assert_allclose(b.data, 1.0)

@@ -15,6 +15,15 @@ def sgd_update(weights, grads, velocities, lr, momentum, weight_decays):
     """v <- momentum v - wd lr w - lr g;  w <- w + v, for every parameter, block by block."""
     jobs = []
     for w, g, v, wd in zip(weights, grads, velocities, weight_decays):
+        if not (w.flags.c_contiguous and g.flags.c_contiguous and v.flags.c_contiguous):
+            # reshape(-1) of a window of a wider array is a copy, and the update would be lost:
+            # such a parameter gets the reference's whole-array operations instead
+            v *= momentum
+            if wd:
+                v -= (wd * lr) * w
+            v -= lr * g
+            w += v
+            continue
         fw, fg, fv = w.reshape(-1), g.reshape(-1), v.reshape(-1)
         for a in range(0, fw.size, BLOCK):
             jobs.append((fw, fg, fv, a, min(a + BLOCK, fw.size), wd))
