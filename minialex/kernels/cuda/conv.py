@@ -10,6 +10,7 @@ Tested with every implementation (the kernels' twins on the CPU) in tests/ops/te
 from collections import namedtuple
 
 from ... import backend
+from .elementwise import require_gpu
 from .im2col import col2im_rows, im2col_rows
 
 
@@ -39,6 +40,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
 def conv2d_backward(dout, cache, dw=None, db=None, need_dx=True):
     """(dx, dw, db) as the reference: dx (N, C, H, W) or None without need_dx; dw and db added
     into the arrays given (fresh ones when None)."""
+    require_gpu(dout, "conv.conv2d_backward")  # also where it launches nothing (need_dx=False)
     xp = backend.get_array_module(dout)
     cols, w, g = cache.cols, cache.w, cache.groups
     n, f, oh, ow = dout.shape
