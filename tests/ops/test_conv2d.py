@@ -362,6 +362,8 @@ def test_cuda_functions_refuse_numpy_outside_twins(rng):
         y, cache = cuda.forward(x, w, b, (1, 1), (1, 1), 2)
     with pytest.raises(TypeError, match=r"twins\(\)"):  # a cache made inside twins() changes nothing
         cuda.backward(np.ones_like(y), cache)
+    with pytest.raises(TypeError, match=r"twins\(\)"):  # not even where backward launches no kernel
+        cuda.backward(np.ones_like(y), cache, need_dx=False)
 
 
 def _cupy():
