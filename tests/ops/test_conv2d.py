@@ -72,8 +72,8 @@ class Case(namedtuple("Case", "n c f kernel stride padding groups h w")):
         return (self.n, self.f, (self.h + 2 * ph - kh) // sh + 1, (self.w + 2 * pw - kw) // sw + 1)
 
 
-# Each case makes one term matter (the first five are the layer's cases of the old tests/nn/test_conv.py,
-# the next six the CUDA twins' cases of tests/kernels/test_cuda_twins.py with their 4 filters).
+# Each case makes one term matter (the first five: the layer's own geometries; the next six: the
+# geometries of the CUDA twins' rows layout, ROWS_CASES below, with 4 filters).
 CASES = {
     "conv1": Case.of(2, 3, 4, 11, 4, 2, 1, 23, 23),  # conv1-like: stride 4 with padding, overlap
     "groups2": Case.of(2, 4, 6, 3, 1, 1, 2, 6, 5),  # groups=2 and padding, non-square input
@@ -256,7 +256,7 @@ def test_given_gradients_are_added_into(impl, dtype, need_dx):
 # ---------------------------------------------------------------------------------------
 # The CPU kernel on 1-3 threads, in small and default chunks
 # ---------------------------------------------------------------------------------------
-# (in, out, kernel, stride, padding, groups, H, W), the cases of the old tests/kernels/test_cpu.py
+# (in, out, kernel, stride, padding, groups, H, W): the CPU kernel's chunking and stride-phase cases
 CPU_CASES = [
     (3, 8, 11, 4, 2, 1, 31, 31),  # conv1-like: stride 4, padding
     (4, 6, 5, 1, 2, 2, 9, 7),  # conv2-like: groups, padding, non-square
@@ -310,7 +310,7 @@ def test_cpu_kernel_on_threads_and_chunks_equals_reference(case, threads, chunki
 # ---------------------------------------------------------------------------------------
 # The CUDA implementation's im2col/col2im (rows layout): twins, refusals, kernels
 # ---------------------------------------------------------------------------------------
-# (input shape, kernel, stride, padding), the cases of the old tests/kernels/test_cuda_twins.py
+# (input shape, kernel, stride, padding): the geometries of the rows-layout im2col/col2im
 ROWS_CASES = [
     ((2, 3, 23, 23), (11, 11), (4, 4), (2, 2)),  # conv1-like: stride 4 with padding, overlap
     ((2, 3, 10, 9), (3, 3), (2, 2), (1, 1)),      # overlap, odd sizes
