@@ -96,17 +96,23 @@ class Op:
         self.name = name
         self.functions = tuple(functions or (f"{name}_forward", f"{name}_backward"))
         self.modules = {kind: m for kind, m in ((REFERENCE, reference), (CPU, cpu), (CUDA, cuda)) if m is not None}
-        self._by = {kind: REFERENCE if kind == REFERENCE else
-                    (m[0].__module__ if isinstance(m, tuple) else m.__name__).replace("minialex.", "")
-                    for kind, m in self.modules.items()}
+        self._pairs = {}  # kind -> the Pair last built (rebuilt when a function was replaced)
 
     def pair(self, kind):
         """The Pair of implementation ``kind`` ('reference', 'cpu' or 'cuda'). The functions are
         looked up on each call, so a function replaced in its module (a learner's experiment, a
         test's deliberate bug) is the one that runs."""
         where = self.modules[kind]
-        functions = where if isinstance(where, tuple) else [getattr(where, f) for f in self.functions]
-        return Pair(functions[0], functions[1] if len(functions) > 1 else None, self._by[kind])
+        if isinstance(where, tuple):  # the functions themselves
+            functions, module = where, where[0].__module__
+        else:
+            functions, module = [getattr(where, f) for f in self.functions], where.__name__
+        forward, backward = functions[0], (functions[1] if len(functions) > 1 else None)
+        cached = self._pairs.get(kind)
+        if cached is None or cached.forward is not forward or cached.backward is not backward:
+            by = REFERENCE if kind == REFERENCE else module.replace("minialex.", "")
+            cached = self._pairs[kind] = Pair(forward, backward, by)
+        return cached
 
     def pick(self, x):
         """The Pair that runs for the array x (or array module x): the switch above."""

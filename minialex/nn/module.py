@@ -98,9 +98,12 @@ class Module:
         if pair.by == REFERENCE:  # the readable pair needs no workspace
             y, cache = pair.forward(x, *args)
         else:
-            with runtime.workspace(self):
+            token = runtime.enter_workspace(self)
+            try:
                 y, cache = pair.forward(x, *args)
-        self.keep(cache, pair)
+            finally:
+                runtime.leave_workspace(token)
+        self.__dict__["_cache"] = (pair, cache)
         return y
 
     def backward_with(self, dout, **kwargs):
@@ -109,8 +112,11 @@ class Module:
         pair, cache = self.take_cache()
         if pair.by == REFERENCE:
             return pair.backward(dout, cache, **kwargs)
-        with runtime.workspace(self):
+        token = runtime.enter_workspace(self)
+        try:
             return pair.backward(dout, cache, **kwargs)
+        finally:
+            runtime.leave_workspace(token)
 
     def keep(self, cache, pair=None):
         """Keep ``cache`` for the next backward; ``pair`` is the implementation that made it
