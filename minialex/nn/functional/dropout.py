@@ -12,7 +12,8 @@ DropoutCache.__doc__ = "What dropout_forward keeps: the scaled mask m / (1 - p),
 
 
 def dropout_forward(x, p, key):
-    """Training: y = x * m / (1 - p), m ~ Bernoulli(1 - p) elementwise. (Evaluation is y = x.)
+    """Training: y = x * m / (1 - p), m ~ Bernoulli(1 - p) elementwise (dropout.md, "Forward";
+    evaluation is y = x).
 
     x: any shape. ``key`` (a MaskKey of minialex/nn/masks.py: the layer's seed and the number
     of this training forward) picks the mask. Returns (y, cache).
@@ -22,5 +23,5 @@ def dropout_forward(x, p, key):
 
 
 def dropout_backward(dout, cache):
-    """y = x * mask, so dx = dout * mask."""
+    """y = x * mask, so dx = dout * mask (dropout.md, "Backward"). dout: the shape of x."""
     return dout * cache.mask

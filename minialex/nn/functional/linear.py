@@ -18,7 +18,7 @@ def linear_forward(x, w, b):
 
 
 def linear_backward(dout, cache, dw=None, db=None):
-    """y_nk = sum_i x_ni w_ki + b_k, so (section "Backward"):
+    """y_nk = sum_i x_ni w_ki + b_k, so (linear.md, "Backward"):
         dw_ki = sum_n dout_nk x_ni,   db_k = sum_n dout_nk,   dx_ni = sum_k dout_nk w_ki.
 
     dout: (N, out). Returns (dx (N, in), dw (out, in), db (out,)). ``dw`` and ``db``, when

@@ -11,7 +11,8 @@ SoftmaxCrossEntropyCache.__doc__ = "What the forward keeps: softmax(z) (N, K) an
 
 
 def log_softmax(z):
-    """log softmax along axis 1, stable for any finite logits z (N, K).
+    """log softmax along axis 1, stable for any finite logits z (N, K) -> (N, K)
+    (softmax-cross-entropy.md, "The log-sum-exp shift, and why it is exact").
 
     log p_k = z_k - log sum_j exp(z_j) = (z_k - m) - log sum_j exp(z_j - m) with m = max_j z_j:
     after the shift every exponent is <= 0, so nothing overflows, and the largest term is
@@ -42,7 +43,8 @@ def softmax_cross_entropy_forward(z, labels):
 
 
 def softmax_cross_entropy_backward(dloss, cache):
-    """d/dz_k of -log softmax(z)[y] is softmax(z)_k - [k == y]; the mean divides by N.
+    """d/dz_k of -log softmax(z)[y] is softmax(z)_k - [k == y]; the mean divides by N
+    (softmax-cross-entropy.md, "Gradient: softmax minus one-hot").
 
     dloss: the upstream gradient (1.0 when the loss is the end). Returns dz (N, K).
     """

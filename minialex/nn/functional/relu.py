@@ -18,6 +18,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """dx = dout where x > 0, else 0 (we take the derivative at x = 0 to be 0). Since y > 0
-    exactly where x > 0, the output is all backward needs."""
+    """dx = dout where x > 0, else 0 (we take the derivative at x = 0 to be 0: relu.md,
+    "Derivative"). Since y > 0 exactly where x > 0, the output is all backward needs ("Backward
+    needs only the output"). dout: the shape of x."""
     return dout * (cache.y > 0)
