@@ -8,6 +8,7 @@ How to add a CuPy-only kernel is explained in docs/backend.md.
 
 import collections
 import contextlib
+import os
 
 import numpy as np
 
@@ -58,6 +59,21 @@ def _check_kernel(cupy):
         raise RuntimeError(f"the check kernel returned {got} instead of [1.0, 3.0, 5.0, 7.0]")
 
 
+def nvidia_driver_present():
+    """Whether the NVIDIA driver's library (libcuda, nvcuda.dll on Windows) can be loaded: without
+    it CuPy reports cudaErrorInsufficientDriver, which would wrongly suggest updating a driver."""
+    import ctypes
+    import ctypes.util
+
+    for name in ("nvcuda.dll",) if os.name == "nt" else ("libcuda.so.1", "libcuda.so"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return ctypes.util.find_library("cuda") is not None
+
+
 def _check_cupy():
     """The cupy module after checking that it imports, sees a GPU, and compiles and runs a kernel;
     BackendError, in one line that says what to install, at the first step that fails."""
@@ -72,6 +88,9 @@ def _check_cupy():
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or no device
         what = _one_line(exc)
+        if not nvidia_driver_present():  # CuPy says "insufficient driver" when there is none at all
+            raise BackendError(f"CuPy is installed but no NVIDIA driver was found on this machine ({what}): "
+                               "use --backend numpy, or run on a machine with an NVIDIA GPU and its driver") from None
         if "insufficient" in what.lower():  # the driver is older than CuPy's CUDA
             advice = (f"update the NVIDIA driver, or install the CuPy of the driver's CUDA version "
                       f"({CUPY_INSTALL_HINT})")
@@ -104,6 +123,20 @@ def _import_cupy():
         _cupy_error = exc
         raise
     return _cupy
+
+
+@contextlib.contextmanager
+def use_cupy_module(module):
+    """Within this context the cupy backend is ``module`` instead of the checked CuPy: a stand-in
+    with CuPy's API, such as the test double of tests/gpu_double/ that runs the CuPy code path on
+    the CPU and counts what it asks of a GPU. Contexts nest; the previous module comes back on exit."""
+    global _cupy
+    previous = _cupy
+    _cupy = module
+    try:
+        yield module
+    finally:
+        _cupy = previous
 
 
 def cupy_available():

@@ -151,17 +151,34 @@ def test_cupy_not_installed_says_what_to_install(fresh_check):
     assert backend.cupy_unavailable_reason() == text
 
 
-def test_no_driver_is_one_line(fresh_check):
+def test_no_device_is_one_line(fresh_check, monkeypatch):
+    monkeypatch.setattr(backend, "nvidia_driver_present", lambda: True)
     fresh_check(FakeCupy(count_error=RuntimeError("cudaErrorNoDevice: no CUDA-capable device\nis detected")))
     text = backend_error()
     assert "cannot reach a CUDA GPU" in text and "no CUDA-capable device" in text and "driver" in text
 
 
-def test_old_driver_names_the_fix(fresh_check):
+def test_old_driver_names_the_fix(fresh_check, monkeypatch):
+    monkeypatch.setattr(backend, "nvidia_driver_present", lambda: True)
     fresh_check(FakeCupy(count_error=RuntimeError(
         "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")))
     text = backend_error()
     assert "update the NVIDIA driver" in text
+
+
+def test_no_driver_at_all_says_so(fresh_check, monkeypatch):
+    """Without any NVIDIA driver CuPy also reports an insufficient driver; the message must not send
+    the user to update a driver that is not there."""
+    monkeypatch.setattr(backend, "nvidia_driver_present", lambda: False)
+    fresh_check(FakeCupy(count_error=RuntimeError(
+        "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")))
+    text = backend_error()
+    assert "no NVIDIA driver was found" in text and "update the NVIDIA driver" not in text
+    assert "--backend numpy" in text
+
+
+def test_the_driver_probe_answers_on_this_machine():
+    assert isinstance(backend.nvidia_driver_present(), bool)
 
 
 def test_no_gpu(fresh_check):

@@ -332,7 +332,9 @@ class StagedMpiAllreduce(MpiAllreduce):
     def _reduce(self, bucket):
         cp = self.cp
         with cp.cuda.Device(bucket.device):
-            side = self.side.setdefault(bucket.device, cp.cuda.Stream(non_blocking=True))
+            side = self.side.get(bucket.device)
+            if side is None:  # once per device (setdefault would build a new stream on every call)
+                side = self.side[bucket.device] = cp.cuda.Stream(non_blocking=True)
             host = self.host.get(bucket.index)
             if host is None:
                 host = self.host[bucket.index] = cp.cuda.alloc_pinned_memory(bucket.flat.nbytes)

@@ -29,7 +29,7 @@ from ... import backend
 
 _KERNELS = {}  # name -> cupy.ElementwiseKernel, filled on first use
 TWINS = {}  # kernel name -> its twin: fn(params: {name: NumPy array or scalar}), writes the outputs
-_twins = contextvars.ContextVar("minialex_cuda_twins", default=False)
+_launcher = contextvars.ContextVar("minialex_cuda_launcher", default=None)  # spec -> callable, on NumPy
 
 
 def twin(spec):
@@ -41,13 +41,21 @@ def twin(spec):
 
 
 @contextlib.contextmanager
-def twins():
-    """Inside, the CUDA implementations take NumPy arrays and run every kernel's twin."""
-    token = _twins.set(True)
+def launched_on_host(launcher):
+    """Inside, the CUDA implementations take NumPy arrays, and ``kernel(spec)`` is
+    ``launcher(spec)``: a callable with the ElementwiseKernel's calling convention that computes
+    on the host. ``twins()`` is this with the twins; the tests also run each kernel's own CUDA
+    source this way (tests/cuda_on_host/)."""
+    token = _launcher.set(launcher)
     try:
         yield
     finally:
-        _twins.reset(token)
+        _launcher.reset(token)
+
+
+def twins():
+    """Inside, the CUDA implementations take NumPy arrays and run every kernel's twin."""
+    return launched_on_host(TwinKernel)
 
 
 def param_names(params):
@@ -73,9 +81,10 @@ class TwinKernel:
 
 def kernel(spec):
     """The compiled ElementwiseKernel of ``spec`` = (in_params, out_params, body, name); inside
-    ``twins()``, its NumPy twin."""
-    if _twins.get():
-        return TwinKernel(spec)
+    ``twins()``, its NumPy twin (inside ``launched_on_host(launcher)``, ``launcher(spec)``)."""
+    launcher = _launcher.get()
+    if launcher is not None:
+        return launcher(spec)
     name = spec[3]
     k = _KERNELS.get(name)
     if k is None:
@@ -87,7 +96,7 @@ def kernel(spec):
 
 def require_gpu(x, what):
     """TypeError unless x is a CuPy array (a NumPy array inside ``twins()``)."""
-    if backend.is_cupy_array(x) or (_twins.get() and isinstance(x, np.ndarray)):
+    if backend.is_cupy_array(x) or (_launcher.get() is not None and isinstance(x, np.ndarray)):
         return
     raise TypeError(f"minialex.kernels.cuda.{what} takes CuPy arrays, got {type(x).__module__}.{type(x).__name__} "
                     "(its NumPy twin runs only inside minialex.kernels.cuda.elementwise.twins())")
