@@ -9,12 +9,17 @@ every one of them that exists for OP:
     cuda-twin   the CUDA implementation with every kernel replaced by its NumPy twin
                 (minialex/kernels/cuda/elementwise.py: twins()), on NumPy: its index
                 arithmetic and the code around the launches, on a machine without a GPU
+    cuda-source the CUDA implementation with every kernel's own CUDA source compiled with g++
+                and run on the CPU, one loop iteration per thread, raw accesses bounds-checked,
+                the threads in three orders (tests/cuda_on_host/host_kernel.py: HostKernel,
+                inside launched_on_host(HostKernel)), on NumPy
     cuda        the CUDA implementation on CuPy arrays (``gpu`` marker: skipped without a GPU)
 
 and the ``impl`` fixture is then an ``Implementation``: ``impl.forward(*args)`` and
 ``impl.backward(*args, **kwargs)`` move array arguments to the implementation's backend, run
-its pair there (inside ``twins()`` for cuda-twin) and return the results as NumPy arrays; a
-cache stays where it was made. Tolerances per dtype are in ``TOL``.
+its pair there (inside ``twins()`` for cuda-twin, ``launched_on_host(HostKernel)`` for
+cuda-source) and return the results as NumPy arrays; a cache stays where it was made.
+Tolerances per dtype are in ``TOL``.
 """
 
 import contextlib
@@ -23,10 +28,12 @@ import numpy as np
 import pytest
 
 from minialex import backend
-from minialex.kernels.cuda.elementwise import twins
+from minialex.kernels.cuda.elementwise import launched_on_host, twins
 from minialex.nn.dispatch import CPU, CUDA, REFERENCE
 
-KINDS = {REFERENCE: REFERENCE, CPU: CPU, "cuda-twin": CUDA, "cuda": CUDA}
+from ..cuda_on_host.host_kernel import HostKernel
+
+KINDS = {REFERENCE: REFERENCE, CPU: CPU, "cuda-twin": CUDA, "cuda-source": CUDA, "cuda": CUDA}
 
 # Comparisons of an implementation with the reference or a naive loop (float32 sums in another
 # order differ by a few ulps of the largest term; the GPU may fuse multiply-adds).
@@ -34,7 +41,8 @@ TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12), np.dtype(np.float32):
 
 
 def implementations(op):
-    """pytest parameters, one per implementation of ``op`` (cuda-twin and cuda where it has CUDA)."""
+    """pytest parameters, one per implementation of ``op`` (cuda-twin, cuda-source and cuda where it
+    has CUDA)."""
     params = []
     for name, kind in KINDS.items():
         if kind not in op.modules:
@@ -53,7 +61,11 @@ class Implementation:
         self.xp = backend.get_backend("cupy") if name == "cuda" else np
 
     def context(self):
-        return twins() if self.name == "cuda-twin" else contextlib.nullcontext()
+        if self.name == "cuda-twin":
+            return twins()
+        if self.name == "cuda-source":
+            return launched_on_host(HostKernel)
+        return contextlib.nullcontext()
 
     def to(self, a):
         """An argument on this implementation's backend (arrays moved, everything else as is)."""

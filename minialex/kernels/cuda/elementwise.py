@@ -15,7 +15,9 @@ The functions of this folder take CuPy arrays and launch kernels; handed a NumPy
 raise, and never fall back to a twin. Only inside ``with twins():``, which the tests enter by
 name, does ``kernel(spec)`` give the twin and do these functions take NumPy arrays: that runs
 each op's whole CUDA implementation, its index arithmetic included, on machines without a GPU
-(tests/ops/), and tests/kernels/test_cuda.py compares kernel and twin on a GPU.
+(tests/ops/). ``launched_on_host(launcher)`` is the general form: the tests also run each
+kernel's own CUDA source on the host that way (tests/cuda_on_host/), and on a GPU
+tests/ops/ and tests/kernels/test_cuda.py run the kernels themselves.
 
 Importing this folder does not import CuPy; a kernel is compiled on its first launch.
 """
@@ -99,7 +101,8 @@ def require_gpu(x, what):
     if backend.is_cupy_array(x) or (_launcher.get() is not None and isinstance(x, np.ndarray)):
         return
     raise TypeError(f"minialex.kernels.cuda.{what} takes CuPy arrays, got {type(x).__module__}.{type(x).__name__} "
-                    "(its NumPy twin runs only inside minialex.kernels.cuda.elementwise.twins())")
+                    "(its NumPy twin runs only inside minialex.kernels.cuda.elementwise.twins(), "
+                    "or launched_on_host())")
 
 
 def check_float(x, what):
