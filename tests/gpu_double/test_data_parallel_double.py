@@ -1,12 +1,12 @@
-"""The data-parallel step on the CuPy code path, on the AccountingCupy test double
-(tests/gpu_double/accounting_cupy.py) with a stand-in for NCCL: what ``Trainer.train_step``
+"""The data-parallel step on the CuPy code path, on the CuPy test double
+(tests/gpu_double/cupy_double/) with its stand-in for NCCL (cupy_double/nccl.py): what ``Trainer.train_step``
 asks of the GPUs (no host syncs, every allreduce ordered after the backward kernels that wrote
 its bucket on a stream of its own, the update ordered after the allreduces, one communicator
 per device) and that it computes the one-process step. No GPU is needed; docs/distributed.md.
 
 The stand-in world is two identical processes: every process has the same m images, so each
-scales its loss gradient by m / 2m and the stand-in allreduce doubles the buckets; the update
-must then be the one-process update on the same batch.
+scales its loss gradient by m / 2m and the stand-in allreduce (the sum over two identical
+processes) doubles the buckets; the update must then be the one-process update on the same batch.
 """
 
 import numpy as np
@@ -18,7 +18,7 @@ from minialex.parallel import data_parallel
 from minialex.parallel.world import Solo
 from minialex.train.trainer import Trainer
 
-from . import accounting_cupy
+from . import cupy_double
 
 
 class TwinWorld(Solo):
@@ -31,36 +31,6 @@ class TwinWorld(Solo):
 
     def sum(self, values):
         return [2.0 * float(v) for v in values]
-
-
-class FakeNccl:
-    """The few names of cupy.cuda.nccl the engine uses; allReduce doubles the bucket (two equal
-    processes) and checks that its stream waited for the bucket's last write."""
-
-    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM = 7, 8, 0
-    available = True
-    buckets = {}  # data pointer -> the bucket's flat device array
-    calls = []  # (device, stream, ordered)
-
-    @staticmethod
-    def get_unique_id():
-        return (42,)
-
-    class NcclCommunicator:
-        def __init__(self, size, uid, rank):
-            assert (size, uid, rank) == (2, (42,), 0)
-            self.device = accounting_cupy._S.device
-
-        def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802 - NCCL's name
-            # ``stream`` is the engine's stream.ptr: the double's Stream.ptr is the stream itself
-            flat = FakeNccl.buckets[send]
-            assert send == recv and count == flat.size and op == FakeNccl.NCCL_SUM
-            assert flat._dev == self.device == stream.device_id
-            ordered = stream.waited.get(flat._dev, -1) >= flat._base_owner()._written_at
-            flat._a *= 2
-            stream.ops += 1
-            accounting_cupy._S.ledger.launches["nccl.allReduce"] += 1
-            FakeNccl.calls.append((flat._dev, stream, ordered, stream.ops))
 
 
 def make_trainer(xp, devices, world):
@@ -86,31 +56,31 @@ def reference_weights(devices, steps):
 
 
 @pytest.mark.parametrize("devices", [None, (0, 1)], ids=["one-device", "two-columns-0,1"])
-def test_nccl_step_is_ordered_and_never_syncs(devices, monkeypatch):
-    FakeNccl.calls, FakeNccl.buckets = [], {}
-    with accounting_cupy.install(n_devices=2) as ledger:
-        monkeypatch.setattr(accounting_cupy._Cuda, "nccl", FakeNccl, raising=False)
+def test_nccl_step_is_ordered_and_never_syncs(devices):
+    with cupy_double.install(n_devices=2, nccl=True) as ledger:
         xp = backend.get_backend("cupy")
         trainer = make_trainer(xp, devices, TwinWorld())
         dp = trainer.data_parallel
         assert isinstance(dp.engine, data_parallel.NcclAllreduce)
         assert sorted(dp.engine.comms) == sorted(set(devices or (0,)))  # one communicator per device
-        FakeNccl.buckets = {b.flat.data.ptr: b.flat for b in dp.buckets}
-        monkeypatch.setattr(accounting_cupy.Stream, "ptr", property(lambda self: self), raising=False)
+        for d, comm in dp.engine.comms.items():  # each made on its device, for rank 0 of the 2 processes
+            assert (comm.size(), comm.rank_id(), comm.device_id()) == (2, 0, d)
         trainer.train_step(*batch(0))  # warm-up: buffers, kernels
         ledger.reset()
-        FakeNccl.calls = []
         trainer.train_step(*batch(1))
+        calls = ledger.allreduces  # (device, stream, ordered, ops, in_place, count, size)
         print(f"\ndata-parallel step, devices {devices}: {ledger.summary()}, "
-              f"{len(FakeNccl.calls)} allreduces in {dp.num_buckets} buckets")
+              f"{len(calls)} allreduces in {dp.num_buckets} buckets")
         assert ledger.syncs == [], ledger.syncs
         assert ledger.wrong_device == [] and ledger.unordered == []
-        assert len(FakeNccl.calls) == dp.num_buckets
-        assert all(ordered for _, _, ordered, _ in FakeNccl.calls), FakeNccl.calls
+        assert len(calls) == dp.num_buckets
+        assert all(c.in_place and c.count == c.size for c in calls), calls  # each bucket whole, in place
+        assert all(c.device == c.stream._dev for c in calls), calls  # on its device's stream
+        assert all(ordered for _, _, ordered, *_ in calls), calls
         for d, stream in dp.engine.streams.items():  # the update waited for the last allreduce there
             with xp.cuda.Device(d):
                 current = xp.cuda.get_current_stream()
-            last = max(ops for dev, s, _, ops in FakeNccl.calls if s is stream)
+            last = max(ops for dev, s, _, ops, *_ in calls if s is stream)
             assert any(getattr(e, "stream", None) is stream and e.ops >= last
                        for e in getattr(current, "waited_events", [])), f"device {d}: update not ordered"
         got = {k: backend.to_numpy(v).copy() for k, v in trainer.model.state_dict().items()}
@@ -139,17 +109,19 @@ class StagedWorld(TwinWorld):
 
 
 def test_without_nccl_the_sums_go_through_the_host():
-    with accounting_cupy.install(n_devices=2) as ledger:
+    with cupy_double.install(n_devices=2) as ledger:
         xp = backend.get_backend("cupy")
         engine, note = data_parallel.make_engine(StagedWorld(), xp, [0])
         assert isinstance(engine, data_parallel.StagedMpiAllreduce) and "NCCL" in note
         trainer = make_trainer(xp, None, StagedWorld())
         assert isinstance(trainer.data_parallel.engine, data_parallel.StagedMpiAllreduce)
         trainer.train_step(*batch(0))
+        assert ledger.streams_created >= 1  # the side stream of the device, made in the first step
         ledger.reset()
         trainer.train_step(*batch(1))
         print(f"\ndata-parallel step through host copies: {ledger.summary()}")
         assert ledger.host_to_device and all(pinned for _, pinned in ledger.host_to_device)  # pinned staging
+        assert ledger.streams_created == 0  # streams are made once, not per bucket and step
         got = {k: backend.to_numpy(v).copy() for k, v in trainer.model.state_dict().items()}
     want = reference_weights(None, 2)
     for k in want:

@@ -1,5 +1,5 @@
-"""One training step on the CuPy code path, counted by the AccountingCupy test double
-(tests/gpu_double/accounting_cupy.py): host syncs, launches, wrong-device operations, and the
+"""One training step on the CuPy code path, counted by the CuPy test double
+(tests/gpu_double/cupy_double/): host syncs, launches, wrong-device operations, and the
 cross-device transfers, on one device, on (0, 1) and on (1, 0). No GPU is needed; these run in CI.
 The counts are printed (pytest -s shows them). Explained in docs/gpu.md, "What a step asks of a GPU"."""
 
@@ -8,12 +8,19 @@ import pytest
 
 from minialex import backend, nn
 from minialex.models import AlexNet
+from minialex.nn.dispatch import reference_enabled
 from minialex.optim import SGD
 
-from . import accounting_cupy
+from . import cupy_double
 
-# launches per training step, whatever the batch size (no loop runs over samples on the GPU)
+# launches per training step, whatever the batch size (no loop runs over samples on the GPU). The
+# budget is the CUDA kernels' (issue 12): under MINIALEX_REFERENCE=1 the readable references run
+# instead, several launches per op, and only the other checks apply (the count is still printed).
 BUDGET = {"paper": 300, "tiny": 300}
+
+
+def within_budget(launches, budget):
+    return reference_enabled() or launches <= budget
 
 
 def train_step(model, xp, device_id, images, labels):
@@ -33,7 +40,7 @@ def train_step(model, xp, device_id, images, labels):
 
 def run_step(preset, devices, batch, **fields):
     rng = np.random.default_rng(0)
-    with accounting_cupy.install(n_devices=2) as ledger:
+    with cupy_double.install(n_devices=2) as ledger:
         xp = backend.get_backend("cupy")
         model = AlexNet(preset=preset, devices=devices, **fields)
         model.to(xp, device_id=None if devices else 0) if devices else model.to(xp, device_id=0)
@@ -60,7 +67,7 @@ def test_tiny_step(devices):
     assert wrong == [], wrong[:5]
     assert unordered == [], unordered[:5]
     assert np_dev == [], np_dev[:5]
-    assert launches <= BUDGET["tiny"] * (2 if devices else 1), launches
+    assert within_budget(launches, BUDGET["tiny"] * (2 if devices else 1)), launches
     if devices:
         # the paper's connectivity: conv3, fc6 and fc7 read both columns (one copy each way in
         # forward and in backward), fc8's input and its gradient cross once each, and the batch
@@ -77,7 +84,7 @@ def test_paper_network_within_the_launch_budget():
     (launches, syncs, wrong, unordered, np_dev, transfers, by_kind, summary), loss = run_step("imagenet", None, 2)
     print(f"\npaper net, one device: {summary}")
     print("  by kind:", sorted(by_kind.items(), key=lambda kv: -kv[1]))
-    assert launches <= BUDGET["paper"], (launches, BUDGET["paper"])
+    assert within_budget(launches, BUDGET["paper"]), (launches, BUDGET["paper"])
     assert syncs == [] and wrong == [] and unordered == [] and np_dev == []
     assert np.isfinite(loss)
 
@@ -85,7 +92,7 @@ def test_paper_network_within_the_launch_budget():
 # -- the double catches what it is there to catch (each of these must be seen) ---------------
 
 def test_double_counts_a_host_read():
-    with accounting_cupy.install(1) as ledger:
+    with cupy_double.install(1) as ledger:
         xp = backend.get_backend("cupy")
         x = xp.ones((3,), dtype=np.float32)
         float(x.sum())
@@ -95,7 +102,7 @@ def test_double_counts_a_host_read():
 
 
 def test_double_flags_unordered_and_wrong_device_work():
-    with accounting_cupy.install(2) as ledger:
+    with cupy_double.install(2) as ledger:
         xp = backend.get_backend("cupy")
         with xp.cuda.Device(0):
             a = xp.ones((4,), dtype=np.float32)
@@ -112,9 +119,9 @@ def test_double_flags_unordered_and_wrong_device_work():
 def test_transfer_orders_the_copy_and_keeps_its_source(monkeypatch):
     """backend.transfer: the destination waits for the source's event, and the source stays
     referenced until the copy's own event says it is done."""
-    with accounting_cupy.install(2) as ledger:
+    with cupy_double.install(2) as ledger:
         xp = backend.get_backend("cupy")
-        monkeypatch.setattr(accounting_cupy.Event, "done", property(lambda self: False))  # copies in flight
+        monkeypatch.setattr(cupy_double.cuda.Event, "done", property(lambda self: False))  # copies in flight
         with xp.cuda.Device(0):
             a = xp.arange(12, dtype=np.float32).reshape(3, 4)
             half = a[:, 2:]  # a column slice, as the backward pass sends it
@@ -122,7 +129,7 @@ def test_transfer_orders_the_copy_and_keeps_its_source(monkeypatch):
         assert out.device.id == 1 and ledger.unordered == [] and ledger.wrong_device == []
         np.testing.assert_array_equal(out._a, np.arange(12, dtype=np.float32).reshape(3, 4)[:, 2:])
         assert any(src.shape == (3, 2) and src.device.id == 0 for _, src in backend._in_flight)
-        monkeypatch.setattr(accounting_cupy.Event, "done", property(lambda self: True))
+        monkeypatch.setattr(cupy_double.cuda.Event, "done", property(lambda self: True))
         with xp.cuda.Device(1):
             backend.transfer(out, 0)
         assert len(backend._in_flight) <= 1  # finished copies released their sources
@@ -134,7 +141,7 @@ def test_metrics_run_on_the_logits_device():
     is: with --devices 1 or 1,0 the logits are not on device 0."""
     from minialex.train.metrics import topk_correct
 
-    with accounting_cupy.install(2) as ledger:
+    with cupy_double.install(2) as ledger:
         xp = backend.get_backend("cupy")
         with xp.cuda.Device(1):
             logits = xp.asarray(np.eye(4, dtype=np.float32))
@@ -147,7 +154,7 @@ def test_uploader_copies_from_pinned_memory_on_its_own_stream():
     sync), the compute stream waits on each copy's event, and a slot is refilled only after
     the compute stream's event that frees it."""
     rng = np.random.default_rng(0)
-    with accounting_cupy.install(1) as ledger:
+    with cupy_double.install(1) as ledger:
         xp = backend.get_backend("cupy")
         up = backend.Uploader(xp, 0, slots=2)
         compute = xp.cuda.get_current_stream()
@@ -168,8 +175,9 @@ def test_uploader_copies_from_pinned_memory_on_its_own_stream():
 
 @pytest.mark.parametrize("devices", [None, (0, 1)], ids=["one-device", "0,1"])
 def test_the_cupy_path_computes_the_numpy_step(devices):
-    """Two SGD steps on the double (every CUDA kernel computed by its twin, every transfer and
-    upload as on a GPU) give the NumPy run's losses and weights, float64."""
+    """Two SGD steps on the double (every CUDA kernel computed from its own CUDA source, or by its
+    twin where that helper is missing; every transfer and upload as on a GPU) give the NumPy run's
+    losses and weights, float64."""
     def two_steps(xp):
         model = AlexNet(preset="tiny", devices=devices, dtype=np.float64, init_std=0.2, lrn_alpha=0.5)
         if xp is not np:
@@ -189,7 +197,7 @@ def test_the_cupy_path_computes_the_numpy_step(devices):
         return losses, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
 
     want_losses, want = two_steps(np)
-    with accounting_cupy.install(2):
+    with cupy_double.install(2):
         got_losses, got = two_steps(backend.get_backend("cupy"))
     np.testing.assert_allclose(got_losses, want_losses, rtol=1e-12)
     for name in want:

@@ -1,5 +1,5 @@
-"""The training script end to end on the CuPy code path, with the AccountingCupy test double
-(tests/gpu_double/accounting_cupy.py): ``train_imagenet.py --backend cupy --devices 1,0`` for one
+"""The training script end to end on the CuPy code path, with the CuPy test double
+(tests/gpu_double/cupy_double/): ``train_imagenet.py --backend cupy --devices 1,0`` for one
 epoch on a tiny folder, then ``--test-only``. Nothing in minialex/nn, models, optim, parallel or
 train may apply a NumPy function to a device array, work on another device than the current
 one, or copy between devices without ordering; every batch goes up from pinned memory."""
@@ -9,13 +9,13 @@ import pytest
 from minialex.train.cli import run
 
 from ..train.conftest import tiny_args, tiny_folder  # noqa: F401  (a fixture)
-from . import accounting_cupy
+from . import cupy_double
 
 
 @pytest.mark.parametrize("devices", ["1,0", "1"])
 def test_train_and_test_only_on_the_double(tiny_folder, tmp_path, devices):
     out = tmp_path / "run"
-    with accounting_cupy.install(n_devices=2) as ledger:
+    with cupy_double.install(n_devices=2) as ledger:
         run(tiny_args(tiny_folder, out, "--backend", "cupy", "--devices", devices, "--epochs", "1"))
         print(f"\ntraining run, devices {devices}: {ledger.summary()}")
         assert ledger.numpy_on_device == [], ledger.numpy_on_device[:5]
