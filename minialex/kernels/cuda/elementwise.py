@@ -29,7 +29,7 @@ import numpy as np
 
 from ... import backend
 
-_KERNELS = {}  # name -> cupy.ElementwiseKernel, filled on first use
+_KERNELS = {}  # (cupy module, kernel name) -> cupy.ElementwiseKernel, filled on first use
 TWINS = {}  # kernel name -> its twin: fn(params: {name: NumPy array or scalar}), writes the outputs
 _launcher = contextvars.ContextVar("minialex_cuda_launcher", default=None)  # spec -> callable, on NumPy
 
@@ -87,12 +87,10 @@ def kernel(spec):
     launcher = _launcher.get()
     if launcher is not None:
         return launcher(spec)
-    name = spec[3]
-    k = _KERNELS.get(name)
-    if k is None:
-        cp = backend.get_backend("cupy")  # imports CuPy; BackendError with a hint if unusable
-        k = cp.ElementwiseKernel(*spec)
-        _KERNELS[name] = k
+    cp = backend.get_backend("cupy")  # imports CuPy; BackendError with a hint if unusable
+    k = _KERNELS.get((cp, spec[3]))
+    if k is None:  # per CuPy module: a stand-in's kernel (backend.use_cupy_module) is never the real one's
+        k = _KERNELS[(cp, spec[3])] = cp.ElementwiseKernel(*spec)
     return k
 
 
