@@ -8,6 +8,7 @@ Walkthrough in docs/gradcheck.md.
 """
 
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -18,7 +19,10 @@ from .nn.dispatch import reference
 def rel_error(a, b, eps=1e-12):
     """max |a - b| / max(|a| + |b|, eps), elementwise; 0 for identical arrays.
 
-    Below 1e-7 is what a correct float64 backward gives; above 1e-2 is a bug.
+    In float64 with h = 1e-5 (docs/gradcheck.md, section 4): below 1e-5 is what a correct
+    backward gives (measured: 1e-12 to 9.5e-7, the worst entry being a tiny one); 1e-5 to 1e-2
+    is suspicious (a kink hit by the step, or a wrong term that is small for these inputs);
+    above 1e-2 is a bug.
     """
     a, b = backend.to_numpy(a).astype(np.float64), backend.to_numpy(b).astype(np.float64)
     if a.shape != b.shape:
@@ -74,14 +78,24 @@ def check_layer(layer, x, seed=0, h=1e-5, forward=None, implementation="referenc
     layers that have it). A layer whose backward returns None for its input
     (``input_grad=False``) gets no ``"x"`` entry.
 
-    From a REPL::
+    Handed a float32 (or float16) input or parameter, it warns: rounding then swamps the
+    differences, and a correct layer reports errors near 1 (docs/gradcheck.md, section 2).
 
-        >>> layer = Conv2d(2, 4, 3, stride=2, padding=1).astype(np.float64)
-        >>> check_layer(layer, np.random.randn(2, 2, 7, 7))
-        GradCheck(reference: {'x': 3.1e-10, 'weight': 2.2e-10, 'bias': 1.4e-11})
+    From a REPL (what it really prints; other seeds give from 1e-12 up to about 1e-6,
+    all correct: see rel_error for how to read the numbers)::
+
+        >>> layer = Conv2d(2, 4, 3, stride=2, padding=1, dtype=np.float64, rng=np.random.default_rng(0))
+        >>> check_layer(layer, np.random.default_rng(1).standard_normal((2, 2, 7, 7)))
+        GradCheck(reference: {'x': 4.383949992023776e-08, 'weight': 1.0395797681698947e-10, 'bias': 2.1074890040278083e-12})
     """
     if implementation not in ("reference", "kernels"):
         raise ValueError(f"check_layer: implementation must be 'reference' or 'kernels', got {implementation!r}")
+    low = sorted({str(a.dtype) for a in [x] + [p.data for _, p in layer.named_parameters()]
+                  if a.dtype.kind == "f" and a.dtype.itemsize < 8})
+    if low:
+        warnings.warn(f"check_layer: {', '.join(low)} arrays: centred differences need float64 (rounding swamps "
+                      "them, and a correct layer reports errors near 1); use layer.astype(np.float64) and a "
+                      "float64 input", stacklevel=2)
     with (reference() if implementation == "reference" else contextlib.nullcontext()):
         return GradCheck(*_check(layer, x, seed, h, forward))
 

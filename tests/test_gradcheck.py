@@ -82,3 +82,17 @@ def test_unknown_implementation():
     with pytest.raises(ValueError, match="'reference' or 'kernels'"):
         check_layer(Linear(2, 2), np.zeros((1, 2)), implementation="fast")
     assert gradcheck.GradCheck({"x": 0.0}, "kernels.cpu.conv").implementation == "kernels.cpu.conv"
+
+
+def test_float32_is_warned_about(rng):
+    """Centred differences in float32 are swamped by rounding: check_layer says so instead of
+    quietly reporting a large error for a correct layer; float64 gives no warning."""
+    layer = Conv2d(2, 3, 3, padding=1, init_std=1.0, rng=rng, dtype=np.float32)
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    with pytest.warns(UserWarning, match="float64"):
+        check_layer(layer, x)
+    layer64 = Conv2d(2, 3, 3, padding=1, init_std=1.0, rng=rng, dtype=np.float64)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_layer(layer64, rng.standard_normal((1, 2, 4, 4)))

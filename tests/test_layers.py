@@ -45,7 +45,7 @@ LAYERS = (
     ("data",),
     ("weights",),
     ("interop",),
-    ("train",),
+    ("train", "learn"),
     ("__main__",),
 )
 ROOT_PART = "(root)"  # what an import of the package itself maps to

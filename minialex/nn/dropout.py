@@ -47,5 +47,7 @@ class Dropout(Module):
         return y
 
     def backward(self, dout):
+        """dout (same shape as x) -> dx (same shape): dout times the forward's scaled mask,
+        m / (1 - p), while training (dropout_backward); dout itself in evaluation."""
         pair, cache = self.take_cache()
         return dout if cache is None else pair.backward(dout, cache)

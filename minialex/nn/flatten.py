@@ -11,5 +11,6 @@ class Flatten(Module):
         return x.reshape(x.shape[0], -1)  # (N, C*H*W)
 
     def backward(self, dout):
+        """dout (N, C*H*W) -> dx (N, C, H, W): the inverse reshape (no arithmetic)."""
         _, x_shape = self.take_cache()
         return dout.reshape(x_shape)  # (N, C, H, W)

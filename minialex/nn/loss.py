@@ -15,9 +15,9 @@ SOFTMAX_CROSS_ENTROPY = Op("softmax_cross_entropy", reference=functional.loss)
 class SoftmaxCrossEntropy(Module):
     """loss = -(1/N) sum_n log softmax(z_n)[y_n]
 
-    ``forward(logits (N, K), labels (N,) integers) -> loss``, a 0-d array (not a
+    ``forward(logits (N, M), labels (N,) integers t) -> loss``, a 0-d array (not a
     Python float, so that on a GPU reading it is the caller's choice of sync).
-    ``backward(dloss=1.0) -> dlogits (N, K) = (softmax(z) - onehot(y)) / N * dloss``.
+    ``backward(dloss=1.0) -> dlogits (N, M) = (softmax(z) - onehot(t)) / N * dloss``.
     """
 
     def forward(self, logits, labels):

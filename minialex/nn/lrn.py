@@ -14,10 +14,11 @@ LRN = Op("lrn", reference=functional.lrn, cpu=cpu_lrn, cuda=cuda_lrn)
 
 
 class LocalResponseNorm(Module):
-    """b_i = a_i / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a_j^2) ** beta
+    """y_i = x_i / (k + alpha * sum_{j=max(0, i-m/2)}^{min(C-1, i+m/2)} x_j^2) ** beta
 
-    the formula printed in the paper, with the paper's constants n=5 (``size``),
-    k=2, alpha=1e-4, beta=0.75. Note that alpha multiplies the plain sum of
+    for channel i of C at each sample and pixel: the formula printed in the paper (which writes
+    a, b, n, N for x, y, m, C), with the paper's constants m=5 (``size``), k=2, alpha=1e-4,
+    beta=0.75; k must be > 0. Note that alpha multiplies the plain sum of
     squares. PyTorch (``nn.LocalResponseNorm``), Caffe and ONNX divide alpha by
     the window size instead, so the same layer there is
     ``torch.nn.LocalResponseNorm(size=5, alpha=5 * 1e-4, beta=0.75, k=2.0)``:
@@ -35,6 +36,9 @@ class LocalResponseNorm(Module):
         super().__init__()
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LocalResponseNorm: size must be a positive odd number, got {size}")
+        if not k > 0:
+            raise ValueError(f"LocalResponseNorm: k must be > 0 (it keeps the denominator away from 0 on "
+                             f"all-zero channels), got k={k}")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
 
     def extra_repr(self):

@@ -31,8 +31,9 @@ class MaxPool2d(Module):
         super().__init__()
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
-        if self.kernel_size[0] * self.kernel_size[1] > 255:
-            raise ValueError("MaxPool2d: windows of more than 255 elements are not supported")
+        if self.kernel_size[0] * self.kernel_size[1] > 256:  # argmax is uint8: offsets 0..255
+            raise ValueError(f"MaxPool2d: windows of more than 256 elements are not supported (the uint8 argmax "
+                             f"holds offsets 0..255), got {self.kernel_size[0]}x{self.kernel_size[1]}")
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

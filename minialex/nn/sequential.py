@@ -24,12 +24,16 @@ class Sequential(Module):
         return list(self._modules.values())[i]
 
     def forward(self, x):
+        """x -> y_D = f_D(...f_1(x)), each layer's output the next one's input."""
         for layer in self._modules.values():
             x = layer.forward(x)
         return x
 
     def backward(self, dout):
-        # dL/dx_i = (dx_{i+1}/dx_i)^T dL/dx_{i+1}: hand each layer's input gradient to the one before
+        """dout = dL/dy_D -> dL/dx, through the layers in reverse."""
+        # dL/dy_{i-1} = (dy_i/dy_{i-1})^T dL/dy_i, y_i the output of layer i and y_0 = x (as in
+        # docs/layers/README.md, "The chain rule through Sequential"): each layer's input gradient
+        # is the upstream gradient of the layer before
         for layer in reversed(list(self._modules.values())):
             dout = layer.backward(dout)
         return dout

@@ -10,20 +10,20 @@ from .. import backend
 
 
 def mean_log_softmax(logits):
-    """log(mean over crops of softmax(logits)) for logits (N, C, K) -> (N, K), computed without
+    """log(mean over crops of softmax(logits)) for logits (N, crops, M) -> (N, M), computed without
     ever forming a probability that could underflow: log-softmax per crop, then a log-mean-exp
     over the crops, each shifted by its maximum (the usual log-sum-exp trick)."""
     xp = backend.get_array_module(logits)
     z = logits - logits.max(axis=-1, keepdims=True)
-    log_p = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))  # (N, C, K) log-softmax per crop
-    top = log_p.max(axis=1, keepdims=True)  # (N, 1, K)
+    log_p = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))  # (N, crops, M) log-softmax per crop
+    top = log_p.max(axis=1, keepdims=True)  # (N, 1, M)
     return (top + xp.log(xp.exp(log_p - top).mean(axis=1, keepdims=True)))[:, 0, :]
 
 
 def topk_correct(scores, labels, ks=(1, 5)):
     """Number of samples whose label is among the k highest scores, for each k.
 
-    scores (N, K) on any backend (logits, or log-probabilities), labels (N,) on the host. A
+    scores (N, M) on any backend (logits, or log-probabilities), labels (N,) on the host. A
     class that scores the same as the label counts as beating it (a tie is never a success),
     and a row with a NaN is wrong. Returns host ints (this reads the result back from a GPU:
     call it once per logged step).

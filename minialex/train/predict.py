@@ -77,12 +77,12 @@ class Predictor:
         return self.classes.index(folder) if folder in self.classes else None
 
     def probabilities(self, images):
-        """Softmax outputs (N, K) for preprocessed images (N, 3, S, S), in batches of 64."""
+        """Softmax outputs (N, M) for preprocessed images (N, 3, S, S), in batches of 64."""
         out = [softmax(self.model.forward(images[i:i + 64])) for i in range(0, len(images), 64)]
         return np.concatenate(out, axis=0)
 
     def topk(self, image_path, k=5):
-        probs = self.probabilities(self.preprocess(image_path)[None])[0]  # (K,)
+        probs = self.probabilities(self.preprocess(image_path)[None])[0]  # (M,)
         return self._rank(probs, k)
 
     def _rank(self, probs, k):

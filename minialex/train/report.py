@@ -13,6 +13,7 @@ import sys
 from tqdm import tqdm
 
 from ..atomic import atomic_write, write_text
+from ..nn.dispatch import reference_enabled
 from .plots import filter_grid, save_curves
 
 # The one metric convention, in the progress bar, the epoch lines, metrics.csv, the curves and
@@ -135,6 +136,9 @@ def start_line(cfg, trainer, train_loader, val_loader, what, resumed=None, weigh
     batch = batch_text(cfg.batch_size, cfg.global_batch_size, world.size)
     where = f"output in {cfg.output_dir}"
     hardware = f"backend {cfg.backend}, devices {cfg.devices}"
+    if reference_enabled():
+        hardware += (", the reference implementations of minialex/nn/functional/ (MINIALEX_REFERENCE=1 or "
+                     "reference()), not the kernels")
     if resumed:
         description, folder = resumed
         same = os.path.abspath(cfg.output_dir) == folder

@@ -138,7 +138,7 @@ class Trainer:
                 self.model.set_batch_rows(sum(n for n, _ in shares[:world.rank]))  # rows of the global batch
                 logits = self.model.forward(self._to_device(images))
                 loss = self.loss_fn.forward(logits, self._to_device(labels, "labels"))
-                dlogits = self.loss_fn.backward()  # (m, K), of the share's mean loss
+                dlogits = self.loss_fn.backward()  # (m, M), of the share's mean loss
                 if m != total:
                     dlogits = dlogits * (m / total)  # of the global batch's mean loss
                 opt.begin_step()  # backward starts: from here the buckets go out as they fill
@@ -227,7 +227,7 @@ class Trainer:
                 x = images.reshape(n * crops, *images.shape[-3:])  # (N*crops, 3, S, S)
                 with backend.device(self.xp, self.device_id):  # everything on the logits' device
                     logits = self.model.forward(self._to_device(x))
-                    scores = mean_log_softmax(logits.reshape(n, crops, -1))  # (N, K): log of the crops' mean softmax
+                    scores = mean_log_softmax(logits.reshape(n, crops, -1))  # (N, M): log of the crops' mean softmax
                     xp = backend.get_array_module(scores)
                     loss_sum += float(-scores[xp.arange(n), xp.asarray(labels)].sum())
                     c1, c5 = topk_correct(scores, labels, ks=(1, 5))

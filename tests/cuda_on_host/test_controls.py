@@ -137,12 +137,12 @@ def test_d_lrn_forward_in_place():
     threads of neighbouring channels may already have overwritten: which ones depends on the
     order in which the threads run (on a GPU, a race)."""
     broken = mutant(cuda_lrn.LRN_FWD, in_params=[("raw T x", "raw _non_const T x")],
-                    out_params=[("T y, T scale, T inv", "T scale, T inv")],
+                    out_params=[("T y, T scale, T scale_pow", "T scale, T scale_pow")],
                     body=[("y = x[i] * iv;", "x[i] = x[i] * iv;  // y written over x")])
     x = (3 * np.random.default_rng(5).standard_normal((2, 6, 3, 4))).astype(np.float32)
-    scale, inv = np.empty_like(x), np.empty_like(x)
+    scale, scale_pow = np.empty_like(x), np.empty_like(x)
     with pytest.raises(OrderDependentError) as caught:
-        HostKernel(broken)(*lrn_arguments(x.copy()), scale, inv)
+        HostKernel(broken)(*lrn_arguments(x.copy()), scale, scale_pow)
     message = str(caught.value)
     assert message.startswith("order-dependent: kernel minialex_lrn_fwd wrote different results in forward and "
                               "reverse order")

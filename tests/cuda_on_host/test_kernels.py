@@ -6,8 +6,8 @@ groups of one channel and fewer channels than the window, dropout masks that are
 wider mask (columns, first_row) or whose index wraps at 2**32.
 
 Against the twin the results must be bitwise equal, except LRN forward's ``pow`` (glibc's powf
-or pow against NumPy's power: inv within 1 ulp, and y then exactly x * inv). Against the
-reference: the tolerance of the order of operations (LRN forward's y and inv to rtol 4e-7 in
+or pow against NumPy's power: scale_pow within 1 ulp, and y then exactly x * scale_pow). Against the
+reference: the tolerance of the order of operations (LRN forward's y and scale_pow to rtol 4e-7 in
 float32, 1e-15 in float64, as a 1-ulp pow allows). ``pytest -s`` prints the table of the largest
 differences per kernel and dtype.
 """
@@ -135,10 +135,10 @@ def lrn_fwd_case(case, dtype):
     x, _ = lrn_input(case, dtype)
     t = np.dtype(dtype).type
     alpha, beta, k = (LRN_CONSTANTS[key] for key in ("alpha", "beta", "k"))
-    y, scale, inv = (np.full(x.shape, np.nan, dtype=dtype) for _ in range(3))
+    y, scale, scale_pow = (np.full(x.shape, np.nan, dtype=dtype) for _ in range(3))
     want_y, cache = F.lrn_forward(x, size, alpha, beta, k, groups)
-    return ([x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, inv],
-            {"y": want_y, "scale": cache.scale, "inv": cache.inv})
+    return ([x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, scale_pow],
+            {"y": want_y, "scale": cache.scale, "scale_pow": cache.scale_pow})
 
 
 def lrn_bwd_case(case, dtype):
@@ -149,7 +149,7 @@ def lrn_bwd_case(case, dtype):
     dx = np.full(x.shape, np.nan, dtype=dtype)
     coef = np.dtype(dtype).type(-2.0 * alpha * beta)
     want = F.lrn_backward(dout, cache)
-    return [dout, x, cache.scale, cache.inv, c, h * w, c // groups, size // 2, coef, dx], {"dx": want}
+    return [dout, x, cache.scale, cache.scale_pow, c, h * w, c // groups, size // 2, coef, dx], {"dx": want}
 
 
 def mask_case(case, dtype):
@@ -193,7 +193,7 @@ CASES = [(name, cid) for name, (_, cases) in KERNELS.items() for cid in cases]
 
 # against the reference: float32 sums and products in another order (LRN backward)
 REF_TOL = {"float32": dict(rtol=2e-6, atol=1e-6), "float64": dict(rtol=1e-13, atol=1e-15)}
-# LRN forward's y and inv: a pow within 1 ulp of NumPy's power
+# LRN forward's y and scale_pow: a pow within 1 ulp of NumPy's power
 POW_RTOL = {"float32": 4e-7, "float64": 1e-15}
 
 
@@ -240,15 +240,15 @@ def test_host_kernel_equals_the_twin_and_the_reference(name, case_id, dtype):
     for out, got in host.items():
         assert got.dtype == twin[out].dtype and got.shape == twin[out].shape
         assert not (got.dtype.kind == "f" and np.isnan(got).any()), f"{out}: an element was never written"
-        if name == "minialex_lrn_fwd" and out in ("y", "inv"):
-            assert ulps(got, twin[out]).max() <= (1 if out == "inv" else 2), out
+        if name == "minialex_lrn_fwd" and out in ("y", "scale_pow"):
+            assert ulps(got, twin[out]).max() <= (1 if out == "scale_pow" else 2), out
             np.testing.assert_allclose(got, reference[out], rtol=POW_RTOL[dtype], atol=0)
         else:
             assert got.tobytes() == twin[out].tobytes(), f"{out}: not bitwise equal to the twin"
             np.testing.assert_allclose(got, reference[out], **REF_TOL[dtype])
-    if name == "minialex_lrn_fwd":  # y is x * inv of the kernel's own inv, exactly
+    if name == "minialex_lrn_fwd":  # y is x * scale_pow of the kernel's own scale_pow, exactly
         x = KERNELS[name][1][case_id](dtype)[0][0]
-        assert host["y"].tobytes() == (x * host["inv"]).tobytes()
+        assert host["y"].tobytes() == (x * host["scale_pow"]).tobytes()
 
 
 def max_abs_difference(a_outs, b_outs):

@@ -118,7 +118,7 @@ def test_gradients_match_finite_differences(impl, beta, case, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", TWIN_CASES, ids=ids)
 def test_equals_the_reference_in_the_same_dtype(impl, dtype, case, rng):
-    """y, dx and the cache's scale and inv of each implementation against the reference's, at
+    """y, dx and the cache's scale and scale_pow of each implementation against the reference's, at
     alpha = 1e-2 on inputs large enough (3 x standard normal) for the window sum to matter (the
     CUDA kernels on a GPU to GPU_TOL, as they were held to their twins)."""
     c, size, groups = case
@@ -135,7 +135,7 @@ def test_equals_the_reference_in_the_same_dtype(impl, dtype, case, rng):
     assert y.dtype == dx.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y, y_ref, **tol)
     np.testing.assert_allclose(dx, dx_ref, **tol)
-    for name in ("scale", "inv"):
+    for name in ("scale", "scale_pow"):
         kept = impl.get(getattr(cache, name))
         assert kept.dtype == np.dtype(dtype)
         np.testing.assert_allclose(kept, getattr(cache_ref, name), **tol)
@@ -146,23 +146,23 @@ def test_equals_the_reference_in_the_same_dtype(impl, dtype, case, rng):
 @pytest.mark.parametrize("case", TWIN_CASES, ids=ids)
 def test_twin_functions_equal_the_numpy_implementations(kind, dtype, case, rng):
     """The CUDA kernels' array-returning twins (lrn_forward_twin, lrn_backward_twin), called
-    directly, against the reference and the CPU kernel: y, scale, inv and dx, and their dtypes."""
+    directly, against the reference and the CPU kernel: y, scale, scale_pow and dx, and their dtypes."""
     c, size, groups = case
     x = (3 * rng.standard_normal((2, c, 3, 4))).astype(dtype)
     dout = rng.standard_normal(x.shape).astype(dtype)
     alpha, beta, k = 1e-2, 0.75, 2.0
     pair = LRN.pair(kind)
     y_want, cache = pair.forward(x, size, alpha, beta, k, groups)
-    scale_want, inv_want = cache.scale.copy(), cache.inv.copy()
+    scale_want, scale_pow_want = cache.scale.copy(), cache.scale_pow.copy()
     dx_want = pair.backward(dout, cache)
 
-    y, scale, inv = cuda_lrn.lrn_forward_twin(x, size, alpha, beta, k, groups)
-    assert y.dtype == scale.dtype == inv.dtype == dtype
+    y, scale, scale_pow = cuda_lrn.lrn_forward_twin(x, size, alpha, beta, k, groups)
+    assert y.dtype == scale.dtype == scale_pow.dtype == dtype
     tol = SAME_DTYPE_TOL[np.dtype(dtype)]
     np.testing.assert_allclose(y, y_want, **tol)
     np.testing.assert_allclose(scale, scale_want, **tol)
-    np.testing.assert_allclose(inv, inv_want, **tol)
-    dx = cuda_lrn.lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups)
+    np.testing.assert_allclose(scale_pow, scale_pow_want, **tol)
+    dx = cuda_lrn.lrn_backward_twin(dout, x, scale, scale_pow, size, alpha, beta, groups)
     assert dx.dtype == dtype
     np.testing.assert_allclose(dx, dx_want, **tol)
 
@@ -355,6 +355,10 @@ def test_bad_arguments():
         LocalResponseNorm().forward(np.zeros((3, 2, 2)))
     with pytest.raises(RuntimeError, match="without a forward"):
         LocalResponseNorm().backward(np.zeros((1, 3, 2, 2)))
+    for k in (0.0, -1.0):  # k = 0 would divide by zero on an all-zero channel (common after ReLU)
+        with pytest.raises(ValueError, match="k must be > 0") as err:
+            LocalResponseNorm(k=k)
+        assert "\n" not in str(err.value)
 
 
 def test_cuda_implementation_refuses_numpy_outside_twins():
@@ -377,12 +381,12 @@ def test_cuda_kernels_equal_their_twins(dtype, case, rng):
     alpha, beta, k = 1e-2, 0.75, 2.0
     tol = GPU_TOL[np.dtype(dtype)]
 
-    y, scale, inv = cuda_lrn.lrn_kernel_forward(cp.asarray(x), size, alpha, beta, k, groups)
-    assert y.dtype == scale.dtype == inv.dtype == dtype
+    y, scale, scale_pow = cuda_lrn.lrn_kernel_forward(cp.asarray(x), size, alpha, beta, k, groups)
+    assert y.dtype == scale.dtype == scale_pow.dtype == dtype
     y_t, s_t, i_t = cuda_lrn.lrn_forward_twin(x, size, alpha, beta, k, groups)
-    for got, want in zip((y, scale, inv), (y_t, s_t, i_t)):
+    for got, want in zip((y, scale, scale_pow), (y_t, s_t, i_t)):
         np.testing.assert_allclose(cp.asnumpy(got), want, **tol)
-    dx = cuda_lrn.lrn_kernel_backward(cp.asarray(dout), cp.asarray(x), scale, inv, size, alpha, beta, groups)
+    dx = cuda_lrn.lrn_kernel_backward(cp.asarray(dout), cp.asarray(x), scale, scale_pow, size, alpha, beta, groups)
     assert dx.dtype == dtype
     np.testing.assert_allclose(cp.asnumpy(dx), cuda_lrn.lrn_backward_twin(dout, x, s_t, i_t, size, alpha, beta, groups),
                                **tol)

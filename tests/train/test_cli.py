@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minialex.nn.dispatch import reference_enabled
 from minialex.train import load_checkpoint, save_checkpoint
 from minialex.train.cli import build_parser, main
 
@@ -63,6 +64,15 @@ def test_run_writes_every_output_with_resolved_args(trained):
     assert meta["classes"] == sorted(meta["classes"]) and len(meta["classes"]) == 10
     assert meta["names"][0] == "disc" and meta["epoch"] == 3 and meta["args"] == args
     assert "model/conv1.weight" in arrays and "momentum/conv1.weight" in arrays
+
+
+def test_the_banner_says_when_the_reference_implementations_run(trained, tiny_folder, tmp_path):
+    said = "the reference implementations of minialex/nn/functional/ (MINIALEX_REFERENCE=1 or reference())"
+    assert (said in trained[1].stdout) == reference_enabled()  # the run above: only under MINIALEX_REFERENCE=1
+    proc = script(TRAIN, *tiny_args(tiny_folder, tmp_path, "--epochs", "1"), env={"MINIALEX_REFERENCE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    banner = next(line for line in proc.stdout.splitlines() if line.startswith("minialex: training"))
+    assert said in banner
 
 
 def test_best_checkpoint_is_the_epoch_with_the_lowest_val_error(trained):

@@ -4,7 +4,7 @@ every implementation in tests/ops/test_lrn.py; measured in docs/performance.md.
 
 The block rule (tested in tests/kernels/test_size_rules.py). A block is whole samples x all
 channels x all positions, seen as (S, G, C/G, P): as many samples as fit in BLOCK_BYTES, and at
-least one. Whole samples matter: a block is then contiguous in x, y, scale and inv, and NumPy's
+least one. Whole samples matter: a block is then contiguous in x, y, scale and scale_pow, and NumPy's
 SIMD loops run on it; on a strided run of positions (rows of m < P) the same ufuncs measured 3-4x
 slower per element (34 vs 9 us for 131K floats), and the paper's lrn1 (1.1 MB per sample) ran in
 112 ms on runs of 512 KB against 65 ms on whole samples (64 samples, 2 threads). Several samples
@@ -90,23 +90,23 @@ def _scratch(ws, tid, per, g, cg, half, step, dtype):
     return padded, pairs, spare
 
 
-LRNCache = namedtuple("LRNCache", "x scale inv size alpha beta groups")
-LRNCache.__doc__ = "As the reference's: x, scale, inv (N, C, H, W) and the hyperparameters."
+LRNCache = namedtuple("LRNCache", "x scale scale_pow size alpha beta groups")
+LRNCache.__doc__ = "As the reference's: x, scale, scale_pow (N, C, H, W) and the hyperparameters."
 
 
 def lrn_forward(x, size, alpha, beta, k, groups):
-    """y (N, C, H, W) from x (N, C, H, W), as the reference; keeps x, scale and inv."""
+    """y (N, C, H, W) from x (N, C, H, W), as the reference; keeps x, scale and scale_pow."""
     n, c = x.shape[:2]
     g = groups
     cg, half = c // g, size // 2
     x3 = x.reshape(n, c, -1)  # (N, C, P), P = H*W
-    # scale and inv live in the caller's workspace from step to step (only backward reads
+    # scale and scale_pow live in the caller's workspace from step to step (only backward reads
     # them): fresh 150 MB arrays cost page faults every step, which measured up to 0.1 s for
     # lrn2 in the full step. y is returned to the caller, so it is always a new array.
     ws = runtime.current_workspace()
     y = np.empty_like(x3)
     scale = runtime.buffer(ws, "scale", x3.shape, x.dtype)
-    inv = runtime.buffer(ws, "inv", x3.shape, x.dtype)
+    scale_pow = runtime.buffer(ws, "scale_pow", x3.shape, x.dtype)
     per, step = _blocks(n, c, x3.shape[2], x.itemsize)
     root_alpha = float(np.sqrt(alpha))
 
@@ -122,19 +122,19 @@ def lrn_forward(x, size, alpha, beta, k, groups):
             s = _window_sum_padded(padded[:ns, :, :, :m], scale[i0:i1, :, a:b].reshape(shape), size, cg,
                                    pairs[:ns, :, :, :m])
             s += k
-            iv = _neg_pow(s, beta, inv[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
+            iv = _neg_pow(s, beta, scale_pow[i0:i1, :, a:b].reshape(shape), spare[:ns, :, :, :m])
             np.multiply(xs, iv, out=y[i0:i1, :, a:b].reshape(shape))
 
     runtime.parallel(work, n, passes=11 * x.size)
-    return y.reshape(x.shape), LRNCache(x, scale.reshape(x.shape), inv.reshape(x.shape), size, alpha, beta, groups)
+    return y.reshape(x.shape), LRNCache(x, scale.reshape(x.shape), scale_pow.reshape(x.shape), size, alpha, beta, groups)
 
 
 def lrn_backward(dout, cache):
-    """dx = dout*inv - 2 alpha beta x * window sum of (dout x inv / scale), block by block."""
+    """dx = dout*scale_pow - 2 alpha beta x * window sum of (dout x scale_pow / scale), block by block."""
     x, size, g = cache.x, cache.size, cache.groups
     n, c = x.shape[:2]
     cg, half = c // g, size // 2
-    x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, cache.scale, cache.inv, dout))  # (N, C, P)
+    x3, s3, i3, d3 = (a.reshape(n, c, -1) for a in (x, cache.scale, cache.scale_pow, dout))  # (N, C, P)
     dx = np.empty_like(x3)
     per, step = _blocks(n, c, x3.shape[2], x.itemsize)
     c2 = -2.0 * cache.alpha * cache.beta

@@ -12,9 +12,9 @@ from .elementwise import check_float, kernel, twin
 
 LRN_FWD = (
     "raw T x, int64 C, int64 HW, int64 CG, int64 HALF, T alpha, T beta, T k",
-    "T y, T scale, T inv",
+    "T y, T scale, T scale_pow",
     """
-    // scale = k + alpha * sum of x[c']^2 over |c' - c| <= HALF inside c's group; inv = scale^-beta
+    // scale = k + alpha * sum of x[c']^2 over |c' - c| <= HALF inside c's group; scale_pow = scale^-beta
     const ptrdiff_t p = i % HW;
     ptrdiff_t r = i / HW;
     const ptrdiff_t c = r % C;
@@ -31,17 +31,17 @@ LRN_FWD = (
     const T sc = s * alpha + k;
     const T iv = pow(sc, -beta);
     scale = sc;
-    inv = iv;
+    scale_pow = iv;
     y = x[i] * iv;
     """,
     "minialex_lrn_fwd",
 )
 
 LRN_BWD = (
-    "raw T dout, raw T x, raw T scale, raw T inv, int64 C, int64 HW, int64 CG, int64 HALF, T coef",
+    "raw T dout, raw T x, raw T scale, raw T scale_pow, int64 C, int64 HW, int64 CG, int64 HALF, T coef",
     "T dx",
     """
-    // dx = dout*inv + coef * x * sum over the window of dout*x*inv/scale, coef = -2*alpha*beta
+    // dx = dout*scale_pow + coef * x * sum over the window of dout*x*scale_pow/scale, coef = -2*alpha*beta
     const ptrdiff_t p = i % HW;
     ptrdiff_t r = i / HW;
     const ptrdiff_t c = r % C;
@@ -54,57 +54,57 @@ LRN_BWD = (
         if (cc < lo || cc >= hi) continue;
         const ptrdiff_t j = plane + cc * HW;
         T t = dout[j] * x[j];
-        t = t * inv[j];
+        t = t * scale_pow[j];
         s += t / scale[j];
     }
-    dx = (s * x[i]) * coef + dout[i] * inv[i];
+    dx = (s * x[i]) * coef + dout[i] * scale_pow[i];
     """,
     "minialex_lrn_bwd",
 )
 
 
 def lrn_kernel_forward(x, size, alpha, beta, k, groups=1):
-    """(y, scale, inv): scale = k + alpha * channel window sum of x^2 (per group), inv = scale^-beta."""
+    """(y, scale, scale_pow): scale = k + alpha * channel window sum of x^2 (per group), scale_pow = scale^-beta."""
     check_float(x, "lrn_kernel_forward")
     xp = backend.get_array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     if c % groups:
         raise ValueError(f"lrn_kernel_forward: {c} channels cannot be cut into groups={groups}")
-    y, scale, inv = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
+    y, scale, scale_pow = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
     t = x.dtype.type
-    kernel(LRN_FWD)(x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, inv)
-    return y, scale, inv
+    kernel(LRN_FWD)(x, c, h * w, c // groups, size // 2, t(alpha), t(beta), t(k), y, scale, scale_pow)
+    return y, scale, scale_pow
 
 
-def lrn_kernel_backward(dout, x, scale, inv, size, alpha, beta, groups=1):
-    """dx = dout*inv - 2*alpha*beta * x * channel window sum of (dout * x * inv / scale)."""
+def lrn_kernel_backward(dout, x, scale, scale_pow, size, alpha, beta, groups=1):
+    """dx = dout*scale_pow - 2*alpha*beta * x * channel window sum of (dout * x * scale_pow / scale)."""
     check_float(dout, "lrn_kernel_backward")
     xp = backend.get_array_module(dout)
-    dout, x, scale, inv = (xp.ascontiguousarray(a) for a in (dout, x, scale, inv))
+    dout, x, scale, scale_pow = (xp.ascontiguousarray(a) for a in (dout, x, scale, scale_pow))
     n, c, h, w = x.shape
     dx = xp.empty_like(x)
     coef = x.dtype.type(-2.0 * alpha * beta)  # as the reference: computed in double, then cast
-    kernel(LRN_BWD)(dout, x, scale, inv, c, h * w, c // groups, size // 2, coef, dx)
+    kernel(LRN_BWD)(dout, x, scale, scale_pow, c, h * w, c // groups, size // 2, coef, dx)
     return dx
 
 
 # ---------------------------------------------------------------------------------------
 # the pair (minialex/nn/dispatch.py picks it for CuPy arrays)
 # ---------------------------------------------------------------------------------------
-LRNCache = namedtuple("LRNCache", "x scale inv size alpha beta groups")
-LRNCache.__doc__ = "As the reference's: x, scale, inv (N, C, H, W) and the hyperparameters."
+LRNCache = namedtuple("LRNCache", "x scale scale_pow size alpha beta groups")
+LRNCache.__doc__ = "As the reference's: x, scale, scale_pow (N, C, H, W) and the hyperparameters."
 
 
 def lrn_forward(x, size, alpha, beta, k, groups):
-    """y (N, C, H, W), as the reference: one launch, which also writes scale and inv."""
-    y, scale, inv = lrn_kernel_forward(x, size, alpha, beta, k, groups)
-    return y, LRNCache(x, scale, inv, size, alpha, beta, groups)
+    """y (N, C, H, W), as the reference: one launch, which also writes scale and scale_pow."""
+    y, scale, scale_pow = lrn_kernel_forward(x, size, alpha, beta, k, groups)
+    return y, LRNCache(x, scale, scale_pow, size, alpha, beta, groups)
 
 
 def lrn_backward(dout, cache):
     """dx (N, C, H, W), as the reference: one launch."""
-    return lrn_kernel_backward(dout, cache.x, cache.scale, cache.inv, cache.size, cache.alpha, cache.beta,
+    return lrn_kernel_backward(dout, cache.x, cache.scale, cache.scale_pow, cache.size, cache.alpha, cache.beta,
                                cache.groups)
 
 
@@ -131,7 +131,7 @@ def _channel_threads(shape, groups, size):
 
 
 def lrn_forward_twin(x, size, alpha, beta, k, groups=1):
-    """Twin of LRN_FWD: (y, scale, inv), one "thread" per element."""
+    """Twin of LRN_FWD: (y, scale, scale_pow), one "thread" per element."""
     x = np.ascontiguousarray(x)
     t = x.dtype.type
     alpha, beta, k = t(alpha), t(beta), t(k)
@@ -141,16 +141,16 @@ def lrn_forward_twin(x, size, alpha, beta, k, groups=1):
         v = flat[j[ok]]
         s[ok] += v * v
     scale = s * alpha + k
-    inv = scale ** (-beta)
-    y = flat * inv
-    return y.reshape(x.shape), scale.reshape(x.shape), inv.reshape(x.shape)
+    scale_pow = scale ** (-beta)
+    y = flat * scale_pow
+    return y.reshape(x.shape), scale.reshape(x.shape), scale_pow.reshape(x.shape)
 
 
-def lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups=1):
-    """Twin of LRN_BWD: dx = dout*inv + coef * x * window sum of dout*x*inv/scale."""
-    dout, x, scale, inv = (np.ascontiguousarray(a) for a in (dout, x, scale, inv))
+def lrn_backward_twin(dout, x, scale, scale_pow, size, alpha, beta, groups=1):
+    """Twin of LRN_BWD: dx = dout*scale_pow + coef * x * window sum of dout*x*scale_pow/scale."""
+    dout, x, scale, scale_pow = (np.ascontiguousarray(a) for a in (dout, x, scale, scale_pow))
     coef = x.dtype.type(-2.0 * alpha * beta)
-    fd, fx, fs, fi = dout.ravel(), x.ravel(), scale.ravel(), inv.ravel()
+    fd, fx, fs, fi = dout.ravel(), x.ravel(), scale.ravel(), scale_pow.ravel()
     s = np.zeros(fx.shape, dtype=x.dtype)
     for ok, j in _channel_threads(x.shape, groups, size):
         jj = j[ok]
@@ -164,7 +164,7 @@ def lrn_backward_twin(dout, x, scale, inv, size, alpha, beta, groups=1):
 @twin(LRN_FWD)
 def _(p):
     size, groups = 2 * p["HALF"] + 1, p["C"] // p["CG"]
-    p["y"][...], p["scale"][...], p["inv"][...] = lrn_forward_twin(p["x"], size, p["alpha"], p["beta"], p["k"],
+    p["y"][...], p["scale"][...], p["scale_pow"][...] = lrn_forward_twin(p["x"], size, p["alpha"], p["beta"], p["k"],
                                                                    groups)
 
 
@@ -172,4 +172,4 @@ def _(p):
 def _(p):
     size, groups = 2 * p["HALF"] + 1, p["C"] // p["CG"]
     alpha_beta = -float(p["coef"]) / 2.0  # coef = -2 alpha beta; the twin only needs the product
-    p["dx"][...] = lrn_backward_twin(p["dout"], p["x"], p["scale"], p["inv"], size, alpha_beta, 1.0, groups)
+    p["dx"][...] = lrn_backward_twin(p["dout"], p["x"], p["scale"], p["scale_pow"], size, alpha_beta, 1.0, groups)

@@ -69,8 +69,8 @@ def maxpool_forward(x, kernel_size, stride):
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
-    if kh * kw > 255:
-        raise ValueError("maxpool_forward: windows of more than 255 elements are not supported")
+    if kh * kw > 256:  # the uint8 argmax holds offsets 0..255
+        raise ValueError("maxpool_forward: windows of more than 256 elements are not supported")
     oh, ow = out_size(h, kh, sh, 0), out_size(w, kw, sw, 0)
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = xp.empty((n, c, oh, ow), dtype=xp.uint8)

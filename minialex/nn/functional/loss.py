@@ -7,14 +7,14 @@ from collections import namedtuple
 from ... import backend
 
 SoftmaxCrossEntropyCache = namedtuple("SoftmaxCrossEntropyCache", "probs labels")
-SoftmaxCrossEntropyCache.__doc__ = "What the forward keeps: softmax(z) (N, K) and the labels (N,)."
+SoftmaxCrossEntropyCache.__doc__ = "What the forward keeps: softmax(z) (N, M) and the labels t (N,); M classes."
 
 
 def log_softmax(z):
-    """log softmax along axis 1, stable for any finite logits z (N, K) -> (N, K)
+    """log softmax along axis 1, stable for any finite logits z (N, M) -> (N, M)
     (softmax-cross-entropy.md, "The log-sum-exp shift, and why it is exact").
 
-    log p_k = z_k - log sum_j exp(z_j) = (z_k - m) - log sum_j exp(z_j - m) with m = max_j z_j:
+    log p_k = z_k - log sum_j exp(z_j) = (z_k - a) - log sum_j exp(z_j - a) with a = max_j z_j:
     after the shift every exponent is <= 0, so nothing overflows, and the largest term is
     exp(0) = 1, so the log never sees 0.
     """
@@ -29,28 +29,28 @@ def softmax(z):
 
 
 def softmax_cross_entropy_forward(z, labels):
-    """loss = -(1/N) sum_n log softmax(z_n)[labels_n].
+    """loss = -(1/N) sum_n log softmax(z_n)[t_n], t = labels (softmax-cross-entropy.md, "Forward").
 
-    z: (N, K) logits, labels: (N,) integers in [0, K). Returns (loss, cache); loss is a 0-d
+    z: (N, M) logits, labels: (N,) integers in [0, M). Returns (loss, cache); loss is a 0-d
     array (on a GPU, reading it to the host is the caller's choice of sync).
     """
     xp = backend.get_array_module(z)
     n = z.shape[0]
-    logp = log_softmax(z)  # (N, K)
+    logp = log_softmax(z)  # (N, M)
     labels = xp.asarray(labels)
     loss = -logp[xp.arange(n), labels].mean()
     return loss, SoftmaxCrossEntropyCache(xp.exp(logp), labels)
 
 
 def softmax_cross_entropy_backward(dloss, cache):
-    """d/dz_k of -log softmax(z)[y] is softmax(z)_k - [k == y]; the mean divides by N
+    """d/dz_k of -log softmax(z)[t] is softmax(z)_k - [k == t] for a label t; the mean divides by N
     (softmax-cross-entropy.md, "Gradient: softmax minus one-hot").
 
-    dloss: the upstream gradient (1.0 when the loss is the end). Returns dz (N, K).
+    dloss: the upstream gradient (1.0 when the loss is the end). Returns dz (N, M).
     """
     xp = backend.get_array_module(cache.probs)
     n = cache.probs.shape[0]
     dz = cache.probs.copy()  # softmax(z) ...
-    dz[xp.arange(n), cache.labels] -= 1.0  # ... minus one-hot(y)
+    dz[xp.arange(n), cache.labels] -= 1.0  # ... minus one-hot(t), t = labels
     dz *= dloss / n
     return dz

@@ -7,9 +7,9 @@ from collections import namedtuple
 
 from ... import backend
 
-LRNCache = namedtuple("LRNCache", "x scale inv size alpha beta groups")
+LRNCache = namedtuple("LRNCache", "x scale scale_pow size alpha beta groups")
 LRNCache.__doc__ = """What lrn_forward keeps: x, scale = k + alpha * (window sum of x^2) and
-inv = scale^-beta, all (N, C, H, W), and the hyperparameters."""
+scale_pow = scale^-beta, all (N, C, H, W), and the hyperparameters."""
 
 
 def channel_window_sum(a, size, groups):
@@ -37,9 +37,9 @@ def lrn_forward(x, size, alpha, beta, k, groups):
     x: (N, C, H, W) -> y: (N, C, H, W). Returns (y, cache).
     """
     scale = k + alpha * channel_window_sum(x * x, size, groups)  # (N, C, H, W), always >= k > 0
-    inv = scale ** (-beta)  # the denominator, computed once and kept for backward (section 4)
-    y = x * inv
-    return y, LRNCache(x, scale, inv, size, alpha, beta, groups)
+    scale_pow = scale ** (-beta)  # the denominator, computed once and kept for backward (section 4)
+    y = x * scale_pow
+    return y, LRNCache(x, scale, scale_pow, size, alpha, beta, groups)
 
 
 def lrn_backward(dout, cache):
@@ -48,7 +48,7 @@ def lrn_backward(dout, cache):
 
     dout: (N, C, H, W) -> dx: (N, C, H, W).
     """
-    x, scale, inv = cache.x, cache.scale, cache.inv
-    t = dout * x * inv / scale  # dout_c' x_c' scale_c'^(-beta-1)
+    x, scale, scale_pow = cache.x, cache.scale, cache.scale_pow
+    t = dout * x * scale_pow / scale  # dout_c' x_c' scale_c'^(-beta-1)
     window = channel_window_sum(t, cache.size, cache.groups)
-    return dout * inv - 2.0 * cache.alpha * cache.beta * x * window
+    return dout * scale_pow - 2.0 * cache.alpha * cache.beta * x * window
