@@ -62,20 +62,12 @@ def decide_params_type(in_params, out_params, in_args_dtype, out_args_dtype):
     type_dict = {}
     if out_args_dtype:
         assert len(out_params) == len(out_args_dtype)
-        for p, a in zip(out_params, out_args_dtype):
-            if a is None:
-                raise TypeError("Output arguments must be cupy.ndarray")
-            if p.dtype is not None:
-                if np.dtype(a) != p.dtype:
-                    raise TypeError(f"Type is mismatched. {p.name} {a} {p.dtype}")
-            elif p.ctype in type_dict:
-                t = type_dict[p.ctype]
-                if np.dtype(t) != np.dtype(a):
-                    raise TypeError(f"Type is mismatched. {p.name} {a} {t} {p.ctype}")
-            else:
-                type_dict[p.ctype] = np.dtype(a)
+        if any(a is None for a in out_args_dtype):
+            raise TypeError("Output arguments must be cupy.ndarray")
     assert len(in_params) == len(in_args_dtype)
-    for p, a in zip(in_params, in_args_dtype):
+    # outputs first, then the input arrays (a scalar, None here, takes the type it finds)
+    for p, a in zip(list(out_params if out_args_dtype else ()) + list(in_params),
+                    list(out_args_dtype or ()) + list(in_args_dtype)):
         if a is None:
             continue
         if p.dtype is not None:
