@@ -1,10 +1,13 @@
-"""DataLoader: batches of preprocessed samples, prepared ahead in background threads.
+"""DataLoader: batches of preprocessed samples, prepared ahead by worker threads or processes.
 
-Threads, not processes: Pillow releases the GIL while it decodes and
-resizes, and threads share the dataset without pickling it. Every sample's
-randomness comes from (seed, epoch, index) alone, so batches are identical
-whatever the number of workers or the thread timing. Design and the
-determinism rule: docs/data.md, "The loader".
+Threads by default: Pillow releases the GIL while it decodes and resizes,
+and threads share the dataset without pickling it. With many cores the
+Python part of each sample, which holds the GIL, caps them; then worker
+processes (workers.py) take over, writing into shared memory. Every
+sample's randomness comes from (seed, epoch, index) alone (sample.py), so
+batches are identical whatever the kind or number of workers and their
+timing. Design, the determinism rule and the measurements behind the
+choice: docs/data.md, "The loader" and "Threads or processes".
 """
 
 import itertools
@@ -14,21 +17,25 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from ..parallel.data_parallel import batch_share
 from .errors import CorruptImageError
+from .sample import SampleLoader, sample_rng  # noqa: F401 - sample_rng is part of this module's API
 from .skips import SkipLog
 from .stats import subset_indices
-from .transforms import center_crop
+from .workers import SharedBatch, WorkerProcesses
+from .workers import available as processes_available
 
 ON_ERROR = ("skip", "raise")
-
-
-def sample_rng(seed, epoch, index):
-    """The generator for one sample's augmentation: a function of (seed, epoch, index) only."""
-    return np.random.default_rng([seed, epoch, int(index)])
+WORKER_KINDS = ("auto", "threads", "processes")
+# 'auto' picks processes from this many workers on: below it threads are as fast (they scale
+# linearly to the core count on the machines measured) and start instantly; from about four
+# cores on, the GIL-held part of every sample caps threads (docs/data.md, "Threads or processes").
+PROCESSES_FROM = 4
 
 
 def epoch_order(n, seed, epoch, shuffle):
@@ -49,8 +56,13 @@ class DataLoader:
             shorter side (cheap JPEG draft decoding).
         batch_size, shuffle, drop_last: as in PyTorch.
         seed: a non-negative int; with the epoch it fixes the order and every augmentation.
-        workers: decoding threads. prefetch: batches kept in preparation
-            beyond the one the consumer holds.
+        workers: how many threads or processes decode. prefetch: batches kept
+            in preparation beyond the one the consumer holds.
+        worker_kind: 'threads', 'processes' (each with its own interpreter,
+            writing into shared memory; needs a transform with ``draw`` and
+            ``finish`` such as TrainTransform), or 'auto': processes when
+            ``workers >= PROCESSES_FROM`` and the transform allows, else threads.
+            Either gives the same batches.
         on_error: what to do with an undecodable image: 'skip' drops it from
             its batch, notes it in ``skips`` and records its path in ``skipped``;
             'raise' raises the CorruptImageError (a DataError) naming the file.
@@ -79,9 +91,11 @@ class DataLoader:
 
     def __init__(self, dataset, transform, batch_size=128, shuffle=True, seed=0, workers=2,
                  drop_last=False, prefetch=2, on_error="skip", max_images=None, share=None,
-                 skips=None):
+                 skips=None, worker_kind="auto"):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if worker_kind not in WORKER_KINDS:
+            raise ValueError(f"worker_kind must be one of {WORKER_KINDS}, got {worker_kind!r}")
         if batch_size < 1 or workers < 1 or prefetch < 0:
             raise ValueError("batch_size and workers must be >= 1 and prefetch >= 0")
         if int(seed) < 0:
@@ -117,7 +131,19 @@ class DataLoader:
             self._subset = subset_indices(len(dataset), max_images)  # dataset indices in use
             self._num_samples = len(self._subset)
         self._active = None  # weak reference to the running epoch
-        self._threads = None  # (thread pool, stream reader) of that epoch, to join them on close
+        self._threads = None  # (thread pool, stream reader, process tasks) of that epoch, to stop on close
+        self.sample = SampleLoader(dataset, transform, self.seed)  # the work for one sample
+        if worker_kind == "processes" and not self.sample.in_place:
+            raise ValueError("worker_kind='processes' needs a transform with draw(), finish() and "
+                             "output_shape (TrainTransform, EvalTransform); use threads for this one")
+        self.worker_kind = worker_kind
+        if worker_kind == "processes" and not processes_available():
+            raise ValueError("worker processes need POSIX shared memory (/dev/shm), which this system "
+                             "lacks; use worker_kind='threads'")
+        self.processes = worker_kind == "processes" or (
+            worker_kind == "auto" and workers >= PROCESSES_FROM and self.sample.in_place
+            and processes_available())
+        self._procs = None  # the worker processes, started with the first epoch, kept across epochs
 
     @property
     def num_samples(self):
@@ -143,32 +169,59 @@ class DataLoader:
         return run
 
     def epoch_iter(self, epoch, start_batch=0):
-        """An iterator over the batches of epoch ``epoch``; closes any epoch still running.
+        """An iterator over the batches of epoch ``epoch``; stops any epoch still running.
 
         ``start_batch`` skips the first batches of the epoch without loading them:
         a run resumed mid-epoch continues with exactly the batches it had not seen.
         """
-        self.close()
+        self._stop_epoch()
         self.wait_time = 0.0
         self.skipped = []
         run = _EpochRun(self, int(epoch), int(start_batch))
         self._active = weakref.ref(run)
-        self._threads = (run.pool, run.reader)
+        self._threads = (run.pool, run.reader, run.futures)
         return run
 
-    def close(self):
-        """Stop the running epoch, if any: pending work is cancelled, threads exit."""
+    def _stop_epoch(self):
+        """Stop the running epoch, if any: pending work is cancelled, its threads exit."""
         run = self._active() if self._active is not None else None
         if run is not None:
             run.close()
         elif self._threads is not None:
             # The run was dropped (a ``for`` loop left with break) and its __del__ could only
-            # ask the threads to stop; wait for them here, so close() means they are gone.
-            pool, reader = self._threads
+            # ask the threads to stop; wait for them here, so stopping means they are gone
+            # (and no process task still writes into a slot the next epoch will use).
+            pool, reader, futures = self._threads
             if reader is not None:
                 reader.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            futures_wait([f for f in list(futures) if not f.cancel()])
         self._active = self._threads = None
+
+    def _worker_processes(self):
+        """The worker processes (started on first use), or None when threads do the work."""
+        if not self.processes:
+            return None
+        if self._procs is None:
+            try:
+                self._procs = WorkerProcesses(self.workers, self.dataset, self.transform, self.seed)
+            except ValueError:
+                if self.worker_kind == "processes":
+                    raise
+                self.processes = False  # 'auto': what cannot go to a process stays on threads
+        return self._procs
+
+    def _drop_worker_processes(self):
+        procs, self._procs = self._procs, None
+        if procs is not None:
+            procs.close()
+
+    def close(self):
+        """Stop the running epoch, if any (pending work is cancelled, threads exit), and the
+        worker processes; a later epoch starts them again."""
+        self._stop_epoch()
+        self._drop_worker_processes()
 
     def __enter__(self):
         return self
@@ -177,22 +230,25 @@ class DataLoader:
         self.close()
 
     def __repr__(self):
+        kind = "processes" if self.processes else "threads"
         return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, "
-                f"workers={self.workers}, shuffle={self.shuffle}, seed={self.seed})")
+                f"workers={self.workers} {kind}, shuffle={self.shuffle}, seed={self.seed})")
 
 
 class _Batch:
-    """One batch in preparation; the worker that finishes its last sample completes it.
+    """One batch in preparation; whoever completes its last sample finishes it.
 
     With a transform that has ``draw``/``finish`` (TrainTransform, EvalTransform)
-    the workers write each sample straight into ``images``, allocated once per
-    batch; other transforms return arrays that are stacked at the end.
+    the samples are written straight into ``images``: an array of this batch
+    (threads) or its slot in shared memory (processes). Other transforms return
+    arrays that are stacked at the end.
     """
 
-    def __init__(self, refs, shape):
+    def __init__(self, refs, images, shared=None):
         self.refs = refs
+        self.shared = shared  # the workers.SharedBatch behind ``images`` (processes)
         n = len(refs)
-        self.images = None if shape is None else np.empty((n,) + tuple(shape), np.float32)
+        self.images = images
         self.labels = np.empty(n, np.int64)
         self.results = [None] * n  # None when written in place, else an array or an error
         self.remaining = n
@@ -207,9 +263,17 @@ class _Failure:
         self.exc = exc
 
 
+def _chunks(n, workers):
+    """Positions 0..n-1 cut into runs of about n / (4 workers), at most 16: one task each.
+    Fewer tasks than samples save the hand-off cost per sample; several per worker keep
+    every worker busy until the batch is done."""
+    size = max(1, min(16, -(-n // (4 * workers))))
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 class _EpochRun:
-    """The iterator of one epoch. Owns a thread pool (and a reader thread for a
-    streaming dataset); close() shuts them down."""
+    """The iterator of one epoch. Owns a thread pool (and a reader thread for a streaming
+    dataset), or hands its work to the loader's worker processes; close() stops it."""
 
     def __init__(self, loader, epoch, start_batch=0):
         self.loader = loader
@@ -217,73 +281,76 @@ class _EpochRun:
         b, n = loader.batch_size, loader.num_samples
         self.n_batches = n // b if loader.drop_last else -(-n // b)
         start = min(max(start_batch, 0), self.n_batches)
+        self.sample = loader.sample
+        self.shape = self.sample.output_shape
+        self.pending = deque()  # submitted batches, oldest first
+        self.next_submit = self.next_yield = start
+        self.futures = set()  # process tasks not yet done, to wait for on close
+        self.pool = self.reader = None
+        self.closed = True  # until everything below is in place (a failure leaves nothing to stop)
+        self.procs = loader._worker_processes()  # None: threads
+        if self.procs is None:
+            self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
         if loader.streaming:
             self.batches = None
             self.reader = _StreamReader(loader, epoch, start, self.n_batches)
         else:
             order = loader.indices(epoch)
             self.batches = [order[i:i + b] for i in range(0, self.n_batches * b, b)]
-            self.reader = None
-        tf = loader.transform
-        self.decode_size = getattr(tf, "decode_size", None)
-        # The fast path: random choices first, then one pass into the batch array.
-        self.in_place = all(hasattr(tf, a) for a in ("draw", "finish", "output_shape"))
-        self.shape = tf.output_shape if self.in_place else None
-        self.load_crop = self.in_place and getattr(loader.dataset, "supports_crop", False)
-        self.pending = deque()  # submitted batches, oldest first
-        self.next_submit = self.next_yield = start
         self.closed = False
-        self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
 
     # -- worker side ---------------------------------------------------------------
-    def _fetch(self, ref, **kwargs):
-        ds = self.loader.dataset
-        return ds.decode(ref, **kwargs) if self.reader is not None else ds.load(ref, **kwargs)
+    def _note(self, ref, where="thread"):
+        if self.reader is not None:
+            return f"while loading {ref.name} (sample {ref.index}, epoch {self.epoch}) in a data-loader {where}"
+        note = f"while loading sample {ref} (epoch {self.epoch}) in a data-loader {where}"
+        path = getattr(self.loader.dataset, "samples", None)
+        return note + (f", file {path[ref][0]}" if path is not None else "")
 
-    def _load_sample(self, batch, pos, ref):
-        """Load, transform and store sample ``ref`` at ``pos``; returns an array unless stored."""
-        tf = self.loader.transform
-        index = ref.index if self.reader is not None else ref
-        rng = sample_rng(self.loader.seed, self.epoch, index)
-        if not self.in_place:
-            if self.decode_size is None:
-                img, label = self._fetch(ref)
-            else:
-                img, label = self._fetch(ref, shorter=self.decode_size)
-            batch.labels[pos] = label
-            return tf(img, rng)
-        draw = tf.draw(rng)
-        if self.load_crop:  # the dataset resamples only the window (transforms.resize_crop)
-            window, label = self._fetch(ref, shorter=self.decode_size, crop=draw.crop)
-        else:
-            img, label = self._fetch(ref, shorter=self.decode_size)
-            top, left, s = draw.crop
-            window = center_crop(img, self.decode_size)[top:top + s, left:left + s]
-        tf.finish(window, draw, batch.images[pos])
-        batch.labels[pos] = label
-        return None
-
-    def _work(self, batch, pos, ref):
+    def _work(self, batch, positions):
+        """A thread's task: load the samples at ``positions`` of ``batch``."""
         if self.closed:  # cancelled: the consumer has gone
             return
-        try:
-            result = self._load_sample(batch, pos, ref)
-        except CorruptImageError as exc:
-            result = exc
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            if self.reader is not None:
-                note = f"while loading {ref.name} (sample {ref.index}, epoch {self.epoch}) in a data-loader thread"
-            else:
-                note = f"while loading sample {ref} (epoch {self.epoch}) in a data-loader thread"
-                path = getattr(self.loader.dataset, "samples", None)
-                if path is not None:
-                    note += f", file {path[ref][0]}"
+        results = []
+        for pos in positions:
+            ref = batch.refs[pos]
+            try:
+                label, array = self.sample.load(self.epoch, ref, None if batch.images is None else batch.images[pos])
+                batch.labels[pos] = label
+                result = array
+            except CorruptImageError as exc:
+                result = exc
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+                if hasattr(exc, "add_note"):
+                    exc.add_note(self._note(ref))
+                result = _Failure(exc)
+            results.append((pos, result))
+        self._record(batch, results)
+
+    def _processed(self, batch, positions, future):
+        """Called when a worker process has done ``positions`` of ``batch`` (in the pool's thread)."""
+        self.futures.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
             if hasattr(exc, "add_note"):
-                exc.add_note(note)
-            result = _Failure(exc)
+                exc.add_note(self._note(batch.refs[positions[0]], "worker process")
+                             + (f" (or one of the {len(positions) - 1} after it in its task)"
+                                if len(positions) > 1 else ""))
+            self._record(batch, [(positions[0], _Failure(exc))] + [(p, None) for p in positions[1:]])
+            return
+        results = []
+        for pos, label, corrupt in future.result():
+            batch.labels[pos] = label
+            results.append((pos, None if corrupt is None else CorruptImageError(*corrupt)))
+        self._record(batch, results)
+
+    def _record(self, batch, results):
         with batch.lock:
-            batch.results[pos] = result
-            batch.remaining -= 1
+            for pos, result in results:
+                batch.results[pos] = result
+            batch.remaining -= len(results)
             last = batch.remaining == 0
         if last:
             self._finish(batch)
@@ -312,15 +379,26 @@ class _EpochRun:
                 batch.images = np.ascontiguousarray(
                     np.stack([batch.results[p] for p in keep]), dtype=np.float32)
                 batch.labels = batch.labels[keep]
-            elif len(keep) < len(batch.results):  # rare: drop the skipped rows
+            elif len(keep) < len(batch.results):  # rare: drop the skipped rows (a copy)
                 batch.images, batch.labels = batch.images[keep], batch.labels[keep]
         except BaseException as exc:  # noqa: BLE001 - e.g. samples of different shapes
             batch.error = exc
         finally:
             batch.results = None
+            if batch.shared is not None:
+                batch.shared.release()  # the workers are done with it; the array stays
             batch.ready.set()
 
     # -- consumer side -------------------------------------------------------------
+    def _submit(self, batch):
+        for positions in _chunks(len(batch.refs), self.loader.workers):
+            if self.procs is None:
+                self.pool.submit(self._work, batch, positions)
+                continue
+            future = self.procs.submit(batch.shared, self.epoch, [(p, batch.refs[p]) for p in positions])
+            self.futures.add(future)
+            future.add_done_callback(lambda f, positions=positions: self._processed(batch, positions, f))
+
     def _fill(self):
         """Submit batches up to ``prefetch`` beyond the one about to be consumed."""
         horizon = min(self.n_batches, self.next_yield + self.loader.prefetch + 1)
@@ -335,11 +413,18 @@ class _EpochRun:
                 if self.loader.share is not None:  # this process's rows of the global batch
                     lo, hi = batch_share(len(refs), *self.loader.share)
                     refs = refs[lo:hi]
-            batch = _Batch(refs, self.shape)
+            shared = None
+            if self.shape is None:
+                images = None
+            elif self.procs is not None and refs:  # the workers write into shared memory
+                shared = SharedBatch((len(refs),) + self.shape)
+                images = shared.images
+            else:
+                images = np.empty((len(refs),) + self.shape, np.float32)
+            batch = _Batch(refs, images, shared)
             if not refs:  # an empty share: nothing to load
                 self._finish(batch)
-            for pos, ref in enumerate(refs):
-                self.pool.submit(self._work, batch, pos, ref)
+            self._submit(batch)
             self.pending.append(batch)
             self.next_submit += 1
 
@@ -362,6 +447,8 @@ class _EpochRun:
             self.loader.wait_time += time.perf_counter() - t0
             if batch.error is not None:
                 self.close()
+                if isinstance(batch.error, BrokenProcessPool):
+                    self.loader._drop_worker_processes()
                 raise batch.error
             # Noted here, in batch order, rather than in the workers: the lines
             # come out in the same order whatever the thread timing.
@@ -381,18 +468,29 @@ class _EpochRun:
         if self.closed:
             return
         self.closed = True
-        self.pending.clear()
         if self.reader is not None:
             self.reader.stop()
-        # Queued samples are cancelled; a sample being decoded finishes (milliseconds).
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            # Queued samples are cancelled; a sample being decoded finishes (milliseconds).
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            # Cancel what has not started and wait for what has (a few samples).
+            futures_wait([f for f in list(self.futures) if not f.cancel()])
+        for batch in self.pending:
+            if batch.shared is not None:
+                batch.shared.release()
+        self.pending.clear()
 
     def __del__(self):
         if not self.closed:
             self.closed = True
             if self.reader is not None:
                 self.reader.stop(wait=False)
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                for f in list(self.futures):
+                    f.cancel()
 
 
 class _StreamReader:

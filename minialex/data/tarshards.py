@@ -21,6 +21,8 @@ import numpy as np
 
 from .errors import CorruptImageError, DataError
 from .folder import IMG_EXTENSIONS, SYNSET_WORDS, ImageFolder, decode_image, read_synset_words
+from .jpeg import decode_rgb
+from .tarread import iter_members
 
 CLASSES_TXT = "classes.txt"
 INDEX_NAME = "minialex-shards.json"  # sample counts written with the shards, so opening needs no scan
@@ -130,6 +132,12 @@ def read_classes(folder):
     return classes, [lookup.get(c, c) for c in classes]
 
 
+def _is_sample_member(name):
+    """Whether a member's bytes are needed when reading samples: its image or its label."""
+    ext = split_key(name)[1]
+    return ext in _IMAGE_EXTS or ext == "cls"
+
+
 def _parse_label(raw, where, num_classes):
     text = raw.decode("utf-8", "replace").strip()
     try:
@@ -189,15 +197,22 @@ def scan_shard(path, num_classes):
 
 
 def _read_index(folder):
+    """({shard name: entry}, prepared size or None) from the index beside the shards.
+
+    The prepared size is the side of the square images minialex-prepare wrote
+    (its manifest is this index, with a ``prepared`` section); None for shards
+    of original files.
+    """
     path = os.path.join(folder, INDEX_NAME)
     try:
         with open(path, encoding="utf-8") as f:
             index = json.load(f)
         if index.get("version") != INDEX_VERSION:
-            return {}
-        return {e["name"]: e for e in index["shards"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+            return {}, None
+        size = (index.get("prepared") or {}).get("size")
+        return {e["name"]: e for e in index["shards"]}, (int(size) if size else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, None
 
 
 class ShardRecord(NamedTuple):
@@ -252,16 +267,22 @@ class ShardDataset:
             self.classes, self.names = list(classes), list(classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-        indexes, counts = {}, []
+        indexes, counts, sizes = {}, [], set()
         for path in self.shards:
             folder = os.path.dirname(path)
             if folder not in indexes:
                 indexes[folder] = _read_index(folder)
-            entry = indexes[folder].get(os.path.basename(path))
+            entries, prepared = indexes[folder]
+            entry = entries.get(os.path.basename(path))
             if entry and entry.get("bytes") == os.path.getsize(path):
                 counts.append(int(entry["samples"]))
+                sizes.add(prepared)
             else:
                 counts.append(scan_shard(path, len(self.classes)))
+                sizes.add(None)
+        # Every shard listed by a manifest of minialex-prepare with one size: images are
+        # prepared_size x prepared_size already, and decode() may skip the resize.
+        self.prepared_size = sizes.pop() if len(sizes) == 1 else None
         self.counts = np.array(counts, np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
         self.total = int(self.counts.sum())
@@ -316,11 +337,9 @@ class ShardDataset:
         pos, key, data, label, name = 0, None, None, None, None
         error = None
         try:
-            with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    k, ext = split_key(m.name)
+            with open(path, "rb", buffering=1 << 20) as f:
+                for member, raw in iter_members(f, _is_sample_member):
+                    k, ext = split_key(member)
                     if k != key:
                         if key is not None and (data is not None or label is not None):
                             if pos >= want:
@@ -329,11 +348,9 @@ class ShardDataset:
                             pos += 1
                         key, data, label, name = k, None, None, None
                     if ext in _IMAGE_EXTS and data is None:
-                        data, name = tar.extractfile(m).read(), m.name
+                        data, name = raw, member
                     elif ext == "cls":
-                        label = _parse_label(tar.extractfile(m).read(), f"{path}:{m.name}",
-                                             len(self.classes))
-                    tar.members.clear()  # other members (.json, ...) are skipped by tarfile itself
+                        label = _parse_label(raw, f"{path}:{member}", len(self.classes))
         except (tarfile.ReadError, EOFError, OSError) as exc:
             error = f"shard truncated or damaged after sample {pos} of {expected} ({exc})"
             if data is None or label is None:
@@ -357,9 +374,22 @@ class ShardDataset:
         return ShardRecord(index, f"{path}:{name}", data, label, None)
 
     def decode(self, record, shorter=None, crop=None):
-        """(uint8 RGB image, label) of a record, as ImageFolder.load does for a file."""
+        """(uint8 RGB image, label) of a record, as ImageFolder.load does for a file.
+
+        On prepared shards asked for their own size there is nothing to resize:
+        the image is decoded (jpeg.decode_rgb, the fastest decoder installed) and
+        the window is a slice of it. An image that is not the square the
+        manifest promises takes the general path, which resizes.
+        """
         if record.error is not None:
             raise CorruptImageError(record.name, record.error)
+        if shorter is not None and shorter == self.prepared_size:
+            img = decode_rgb(record.data, record.name)  # (R, R, 3) uint8
+            if img.shape[0] == img.shape[1] == shorter:
+                if crop is None:
+                    return img, record.label
+                top, left, s = crop
+                return img[top:top + s, left:left + s], record.label
         return decode_image(io.BytesIO(record.data), record.name, shorter, crop), record.label
 
     def __repr__(self):

@@ -316,3 +316,53 @@ def test_training_command_reports_bad_shards_in_one_line(tmp_path):
     assert_one_line_error(run(train, "--data", d), "train-0.tar has no labels")
     _write_tar(d / "train-0.tar", [("k0.jpg", _jpeg_bytes(0)), ("k0.cls", b"7")])
     assert_one_line_error(run(train, "--data", d), "label 7 is out of range")
+
+
+def _mark_prepared(folder, size):
+    """Add the ``prepared`` section minialex-prepare writes to the index beside the shards."""
+    path = os.path.join(folder, INDEX_NAME)
+    with open(path) as f:
+        index = json.load(f)
+    index["prepared"] = {"size": size}
+    with open(path, "w") as f:
+        json.dump(index, f)
+
+
+def test_prepared_shards_skip_the_resize_with_the_same_pixels(tmp_path, monkeypatch):
+    from minialex.data import jpeg, tarshards
+    from minialex.data.folder import decode_image
+
+    rng = np.random.default_rng(5)
+    for k in range(2):
+        d = tmp_path / "ds" / "train" / f"c{k}"
+        d.mkdir(parents=True)
+        for i in range(3):
+            write_jpeg(d / f"{i}.jpg", rng, size=(24, 24))
+    write_jpeg(tmp_path / "ds" / "train" / "c1" / "wide.jpg", rng, size=(40, 24))  # not what it promises
+    write_shards(tmp_path / "ds", tmp_path / "out", shard_size=4)
+    assert ShardDataset(tmp_path / "out").prepared_size is None  # original files: no promise
+    _mark_prepared(tmp_path / "out", 24)
+    ds = ShardDataset(tmp_path / "out")
+    assert ds.prepared_size == 24
+
+    calls = []
+    real = jpeg.decode_rgb
+    monkeypatch.setattr(tarshards, "decode_rgb", lambda data, name: calls.append(name) or real(data, name))
+    for rec in ds.stream(0, 0, shuffle=False):
+        for crop in [(0, 0, 24), (3, 1, 20), (4, 4, 20)]:
+            got, label = ds.decode(rec, shorter=24, crop=crop)
+            want = decode_image(io.BytesIO(rec.data), rec.name, 24, crop)  # the general path
+            assert label == rec.label and got.shape == want.shape == (crop[2], crop[2], 3)
+            assert np.array_equal(got, want), rec.name
+        assert np.array_equal(ds.decode(rec, shorter=24)[0], decode_image(io.BytesIO(rec.data), rec.name, 24))
+    assert len(calls) == 7 * 4  # every decode at the prepared size went the fast way
+    calls.clear()
+    rec = next(r for r in ds.stream(0, 0, shuffle=False) if "wide" in r.name)
+    ds.decode(rec, shorter=16, crop=(0, 0, 16))
+    assert not calls  # another size resizes, as for any shard
+
+    # A shard changed since the manifest was written is no longer covered by it.
+    shard = sorted(p for p in os.listdir(tmp_path / "out") if p.endswith(".tar"))[0]
+    with open(tmp_path / "out" / shard, "ab") as f:
+        f.write(b"\0" * 512)
+    assert ShardDataset(tmp_path / "out").prepared_size is None

@@ -1,0 +1,150 @@
+"""Worker processes for the loader: samples decoded past the GIL, batches in shared memory.
+
+Threads share one interpreter lock, and the Python part of every sample
+(the generator, the transform's draws, Pillow's header parsing, NumPy call
+overhead) holds it: docs/data.md measures where that caps a threaded
+loader. Processes each have their own lock. Here ``n`` processes, started
+once per loader from a fork server, each hold a copy of the dataset and the
+transform and write finished samples straight into a ring of batch slots
+in one shared-memory block, so no image array is ever pickled; only the
+sample references go out (an index, or a tar record's bytes) and the
+labels come back. The per-sample work is sample.SampleLoader, the code the
+threads run, so both give the same batches bit for bit. When each kind
+pays, measured: docs/data.md, "Threads or processes".
+"""
+
+import itertools
+import mmap
+import multiprocessing
+import os
+import pickle
+import secrets
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import resource_tracker
+from multiprocessing.reduction import ForkingPickler
+
+import numpy as np
+
+from .errors import CorruptImageError
+from .sample import SampleLoader
+
+SHM_FOLDER = "/dev/shm"  # POSIX shared memory on Linux: files here live in RAM
+_names = itertools.count()
+_worker = {}  # what a worker process holds, set once by _start_worker
+
+
+def available():
+    """Whether worker processes can be used here (they need POSIX shared memory as files)."""
+    return os.path.isdir(SHM_FOLDER) and os.access(SHM_FOLDER, os.W_OK)
+
+
+def _map(name, nbytes, create=False):
+    """A shared-memory file mapped read-write; the mapping outlives the file descriptor."""
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = os.open(os.path.join(SHM_FOLDER, name), flags, 0o600)
+    try:
+        if create:
+            os.ftruncate(fd, nbytes)
+        return mmap.mmap(fd, nbytes)
+    finally:
+        os.close(fd)
+
+
+class SharedBatch:
+    """A float32 array of one batch in shared memory, made by the parent, filled by the workers.
+
+    ``images`` stays valid as long as anyone holds it (the mapping belongs to the
+    array), so the consumer gets the very memory the workers wrote, with no copy.
+    The file's name is removed as soon as the batch is complete (``release``); a
+    parent that dies first leaves it to multiprocessing's resource tracker, which
+    removes it.
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.nbytes = int(np.prod(self.shape)) * 4
+        self.name = f"minialex-{os.getpid()}-{next(_names)}-{secrets.token_hex(4)}"
+        try:
+            m = _map(self.name, max(self.nbytes, 1), create=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot allocate a batch of {self.nbytes / 2**20:.0f} MB in "
+                                     f"{SHM_FOLDER} for the data worker processes ({exc.strerror}); use "
+                                     f"threads, or give the machine more shared memory "
+                                     f"(docker run --shm-size)") from None
+        resource_tracker.register("/" + self.name, "shared_memory")
+        self.images = np.frombuffer(m, np.float32, count=int(np.prod(self.shape))).reshape(self.shape)
+
+    def release(self):
+        """Remove the file's name (the memory lives on while mapped); idempotent."""
+        name, self.name = self.name, None
+        if name is not None:
+            try:
+                os.unlink(os.path.join(SHM_FOLDER, name))
+            except FileNotFoundError:
+                pass
+            resource_tracker.unregister("/" + name, "shared_memory")
+
+
+def _start_worker(dataset, transform, seed):
+    """Runs once in each worker process: keep the sample loader, leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker["sample"] = SampleLoader(dataset, transform, seed)
+
+
+def _load_chunk(name, shape, epoch, items):
+    """Load ``items`` [(position, ref)] into the shared batch ``name``; returns [(position, label, corrupt)].
+
+    ``corrupt`` is None or (path, reason) of an image that could not be decoded
+    (a CorruptImageError does not survive pickling with its fields, so it travels
+    as a tuple). Any other exception propagates to the parent with its traceback.
+    """
+    sample = _worker["sample"]
+    m = _map(name, max(int(np.prod(shape)) * 4, 1))
+    done = []
+    try:
+        rows = np.frombuffer(m, np.float32, count=int(np.prod(shape))).reshape(shape)
+        for pos, ref in items:
+            try:
+                label, _ = sample.load(epoch, ref, rows[pos])
+                done.append((pos, int(label), None))
+            except CorruptImageError as exc:
+                done.append((pos, -1, (exc.path, exc.reason)))
+    finally:
+        rows = None
+        try:
+            m.close()
+        except BufferError:  # an exception's traceback still holds a row; unmapped when it goes
+            pass
+    return done
+
+
+class WorkerProcesses:
+    """``n`` worker processes, each holding the dataset and the transform; ``close()`` stops them."""
+
+    def __init__(self, n, dataset, transform, seed):
+        # A fork server: workers start from a clean process that has imported minialex.data,
+        # never a fork of this one (which may hold threads, locks or a CUDA context).
+        try:  # once here, rather than failing in the pool's own thread at the first batch
+            ForkingPickler.dumps((dataset, transform))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise ValueError(f"the dataset or transform cannot be sent to worker processes ({exc}); "
+                             f"define it at module level, or use threads") from None
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["minialex.data"])
+        self.pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_start_worker,
+                                        initargs=(dataset, transform, seed))
+        self.n = n
+
+    def submit(self, batch, epoch, items):
+        """Have a worker load ``items`` [(position, ref)] of ``batch`` (a SharedBatch); a future."""
+        return self.pool.submit(_load_chunk, batch.name, batch.shape, epoch, items)
+
+    def close(self):
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __del__(self):
+        if getattr(self, "pool", None) is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
