@@ -1,6 +1,6 @@
-"""``python -m minialex <command>`` (and the ``minialex`` console command): train, train-cifar10
-or predict, the same programs as minialex-train, minialex-train-cifar10 and minialex-predict, and
-learn, the learner's exercises (minialex/learn/)."""
+"""``python -m minialex <command>`` (and the ``minialex`` console command): train, train-cifar10,
+predict or prepare, the same programs as minialex-train, minialex-train-cifar10, minialex-predict
+and minialex-prepare, and learn, the learner's exercises (minialex/learn/)."""
 
 import os
 import sys
@@ -12,6 +12,7 @@ commands:
   train          train AlexNet on an ImageNet-style image folder, or on the embedded dataset
   train-cifar10  train the CIFAR-10 network on the python batches of CIFAR-10
   predict        print the most probable classes of images under a checkpoint
+  prepare        prepare an image folder or shards once at 256 x 256, as JPEG tar shards
   learn          the exercises: 'learn start DIR' copies them out, 'learn check OP FILE' grades one
 
 '{prog} <command> --help' describes each command's options (docs/training.md).
@@ -19,10 +20,11 @@ commands:
 
 
 def _commands():
+    from .data.prepare import main as prepare_main
     from .learn import cli as learn_cli
     from .train import cli, predict
     return {"train": cli.main, "train-cifar10": cli.main_cifar10, "predict": predict.main,
-            "learn": learn_cli.main}
+            "prepare": prepare_main, "learn": learn_cli.main}
 
 
 def main(argv=None):

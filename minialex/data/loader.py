@@ -12,6 +12,7 @@ choice: docs/data.md, "The loader" and "Threads or processes".
 
 import itertools
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -144,6 +145,7 @@ class DataLoader:
             worker_kind == "auto" and workers >= PROCESSES_FROM and self.sample.in_place
             and processes_available())
         self._procs = None  # the worker processes, started with the first epoch, kept across epochs
+        self._memory = None  # the batches' arrays, reused (_Recycler)
 
     @property
     def num_samples(self):
@@ -217,11 +219,28 @@ class DataLoader:
         if procs is not None:
             procs.close()
 
+    def _batch_memory(self, shared):
+        """The recycler of batch arrays: in shared memory for worker processes, else plain."""
+        kind = SharedBatch if shared else _Memory
+        if self._memory is None or self._memory.make is not kind:
+            self._free_memory()
+            shape = (self.batch_size,) + self.sample.output_shape
+            # In flight: ``prefetch + 1`` batches; the consumer holds the previous one while it asks
+            # for the next.
+            self._memory = _Recycler(kind, shape, self.prefetch + 3)
+        return self._memory
+
+    def _free_memory(self):
+        memory, self._memory = self._memory, None
+        if memory is not None:
+            memory.free()
+
     def close(self):
         """Stop the running epoch, if any (pending work is cancelled, threads exit), and the
         worker processes; a later epoch starts them again."""
         self._stop_epoch()
         self._drop_worker_processes()
+        self._free_memory()
 
     def __enter__(self):
         return self
@@ -235,6 +254,52 @@ class DataLoader:
                 f"workers={self.workers} {kind}, shuffle={self.shuffle}, seed={self.seed})")
 
 
+class _Memory:
+    """A batch's array in this process's own memory (the interface of workers.SharedBatch)."""
+
+    def __init__(self, shape, pooled=True):
+        self.images = np.empty(shape, np.float32)
+
+    def done(self):
+        pass
+
+    def free(self):
+        pass
+
+
+class _Recycler:
+    """Batch arrays handed out again once nobody holds them any more.
+
+    A fresh array for every batch is paid in page faults when it is first written:
+    measured 0.07 ms per 224 x 224 image here, 7 % of the whole budget on prepared
+    data (docs/data.md, "Where the time goes"). So the loader keeps the arrays of
+    its last ``size`` batches and gives one out again only when its reference count
+    says that nothing but this pool refers to it: a batch the consumer still holds,
+    or any view of it, is never written over. When every pooled array is in use a
+    fresh one is made and not kept (``make(shape, pooled=False)``).
+    """
+
+    def __init__(self, make, shape, size):
+        self.make, self.shape, self.size = make, tuple(shape), size
+        self.items = []
+
+    def get(self):
+        for item in self.items:
+            # Two references: the item's attribute and getrefcount's own argument.
+            if sys.getrefcount(item.images) == 2:
+                return item
+        pooled = len(self.items) < self.size
+        item = self.make(self.shape, pooled)
+        if pooled:
+            self.items.append(item)
+        return item
+
+    def free(self):
+        for item in self.items:
+            item.free()
+        self.items = []
+
+
 class _Batch:
     """One batch in preparation; whoever completes its last sample finishes it.
 
@@ -244,9 +309,9 @@ class _Batch:
     arrays that are stacked at the end.
     """
 
-    def __init__(self, refs, images, shared=None):
+    def __init__(self, refs, images, memory=None):
         self.refs = refs
-        self.shared = shared  # the workers.SharedBatch behind ``images`` (processes)
+        self.memory = memory  # where ``images`` lives: a _Memory or a workers.SharedBatch
         n = len(refs)
         self.images = images
         self.labels = np.empty(n, np.int64)
@@ -285,12 +350,13 @@ class _EpochRun:
         self.shape = self.sample.output_shape
         self.pending = deque()  # submitted batches, oldest first
         self.next_submit = self.next_yield = start
-        self.futures = set()  # process tasks not yet done, to wait for on close
+        self.futures = {}  # process tasks not yet done -> (batch, positions), to wait for on close
         self.pool = self.reader = None
         self.closed = True  # until everything below is in place (a failure leaves nothing to stop)
         self.procs = loader._worker_processes()  # None: threads
         if self.procs is None:
             self.pool = ThreadPoolExecutor(loader.workers, thread_name_prefix="minialex-data")
+        self.memory = loader._batch_memory(self.procs is not None) if self.shape is not None else None
         if loader.streaming:
             self.batches = None
             self.reader = _StreamReader(loader, epoch, start, self.n_batches)
@@ -327,9 +393,9 @@ class _EpochRun:
             results.append((pos, result))
         self._record(batch, results)
 
-    def _processed(self, batch, positions, future):
-        """Called when a worker process has done ``positions`` of ``batch`` (in the pool's thread)."""
-        self.futures.discard(future)
+    def _processed(self, future):
+        """Called when a worker process has done a task (in the pool's thread, or here)."""
+        batch, positions = self.futures.pop(future)
         if future.cancelled():
             return
         exc = future.exception()
@@ -385,8 +451,8 @@ class _EpochRun:
             batch.error = exc
         finally:
             batch.results = None
-            if batch.shared is not None:
-                batch.shared.release()  # the workers are done with it; the array stays
+            if batch.memory is not None:
+                batch.memory.done()  # a shared batch outside the pool loses its file name here
             batch.ready.set()
 
     # -- consumer side -------------------------------------------------------------
@@ -395,9 +461,12 @@ class _EpochRun:
             if self.procs is None:
                 self.pool.submit(self._work, batch, positions)
                 continue
-            future = self.procs.submit(batch.shared, self.epoch, [(p, batch.refs[p]) for p in positions])
-            self.futures.add(future)
-            future.add_done_callback(lambda f, positions=positions: self._processed(batch, positions, f))
+            future = self.procs.submit(batch.memory.name, batch.images.shape, self.epoch,
+                                       [(p, batch.refs[p]) for p in positions])
+            # The batch is found through this table, not held by the callback: a finished
+            # future may linger in the pool's thread, and must not keep the batch's memory.
+            self.futures[future] = (batch, positions)
+            future.add_done_callback(self._processed)
 
     def _fill(self):
         """Submit batches up to ``prefetch`` beyond the one about to be consumed."""
@@ -413,15 +482,15 @@ class _EpochRun:
                 if self.loader.share is not None:  # this process's rows of the global batch
                     lo, hi = batch_share(len(refs), *self.loader.share)
                     refs = refs[lo:hi]
-            shared = None
+            memory = None
             if self.shape is None:
                 images = None
-            elif self.procs is not None and refs:  # the workers write into shared memory
-                shared = SharedBatch((len(refs),) + self.shape)
-                images = shared.images
+            elif refs:  # reused memory when the consumer has let go of an earlier batch's
+                memory = self.memory.get()
+                images = memory.images if len(refs) == len(memory.images) else memory.images[:len(refs)]
             else:
-                images = np.empty((len(refs),) + self.shape, np.float32)
-            batch = _Batch(refs, images, shared)
+                images = np.empty((0,) + self.shape, np.float32)
+            batch = _Batch(refs, images, memory)
             if not refs:  # an empty share: nothing to load
                 self._finish(batch)
             self._submit(batch)
@@ -477,8 +546,8 @@ class _EpochRun:
             # Cancel what has not started and wait for what has (a few samples).
             futures_wait([f for f in list(self.futures) if not f.cancel()])
         for batch in self.pending:
-            if batch.shared is not None:
-                batch.shared.release()
+            if batch.memory is not None:
+                batch.memory.done()
         self.pending.clear()
 
     def __del__(self):

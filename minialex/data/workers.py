@@ -5,10 +5,10 @@ Threads share one interpreter lock, and the Python part of every sample
 overhead) holds it: docs/data.md measures where that caps a threaded
 loader. Processes each have their own lock. Here ``n`` processes, started
 once per loader from a fork server, each hold a copy of the dataset and the
-transform and write finished samples straight into a ring of batch slots
-in one shared-memory block, so no image array is ever pickled; only the
-sample references go out (an index, or a tar record's bytes) and the
-labels come back. The per-sample work is sample.SampleLoader, the code the
+transform and write finished samples straight into the batch's array, a
+file in shared memory that the parent hands to the consumer as it is, so
+no image array is ever pickled or copied; only the sample references go
+out (an index, or a tar record's bytes) and the labels come back. The per-sample work is sample.SampleLoader, the code the
 threads run, so both give the same batches bit for bit. When each kind
 pays, measured: docs/data.md, "Threads or processes".
 """
@@ -26,6 +26,7 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 
+from . import jpeg
 from .errors import CorruptImageError
 from .sample import SampleLoader
 
@@ -56,13 +57,15 @@ class SharedBatch:
 
     ``images`` stays valid as long as anyone holds it (the mapping belongs to the
     array), so the consumer gets the very memory the workers wrote, with no copy.
-    The file's name is removed as soon as the batch is complete (``release``); a
-    parent that dies first leaves it to multiprocessing's resource tracker, which
-    removes it.
+    The loader reuses a batch's memory once the consumer has let go of it
+    (loader._Recycler); the file's name is removed when the pool frees it
+    (``free``), or, for a batch made outside the pool, as soon as the batch is
+    complete (``done``). A parent that dies first leaves the files to
+    multiprocessing's resource tracker, which removes them.
     """
 
-    def __init__(self, shape):
-        self.shape = tuple(shape)
+    def __init__(self, shape, pooled=True):
+        self.shape, self.pooled = tuple(shape), pooled
         self.nbytes = int(np.prod(self.shape)) * 4
         self.name = f"minialex-{os.getpid()}-{next(_names)}-{secrets.token_hex(4)}"
         try:
@@ -75,7 +78,12 @@ class SharedBatch:
         resource_tracker.register("/" + self.name, "shared_memory")
         self.images = np.frombuffer(m, np.float32, count=int(np.prod(self.shape))).reshape(self.shape)
 
-    def release(self):
+    def done(self):
+        """The workers have finished this batch: a batch outside the pool needs its name no more."""
+        if not self.pooled:
+            self.free()
+
+    def free(self):
         """Remove the file's name (the memory lives on while mapped); idempotent."""
         name, self.name = self.name, None
         if name is not None:
@@ -86,14 +94,17 @@ class SharedBatch:
             resource_tracker.unregister("/" + name, "shared_memory")
 
 
-def _start_worker(dataset, transform, seed):
-    """Runs once in each worker process: keep the sample loader, leave Ctrl-C to the parent."""
+def _start_worker(dataset, transform, seed, decoder):
+    """Runs once in each worker process: keep the sample loader, leave Ctrl-C to the parent,
+    decode JPEGs with the parent's decoder (jpeg.py; the fork server's may differ)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    jpeg.set_decoder(decoder)
     _worker["sample"] = SampleLoader(dataset, transform, seed)
 
 
 def _load_chunk(name, shape, epoch, items):
-    """Load ``items`` [(position, ref)] into the shared batch ``name``; returns [(position, label, corrupt)].
+    """Load ``items`` [(position, ref)] into the shared batch ``name``, the first ``shape[0]`` rows of
+    its file; returns [(position, label, corrupt)].
 
     ``corrupt`` is None or (path, reason) of an image that could not be decoded
     (a CorruptImageError does not survive pickling with its fields, so it travels
@@ -133,12 +144,13 @@ class WorkerProcesses:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["minialex.data"])
         self.pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_start_worker,
-                                        initargs=(dataset, transform, seed))
+                                        initargs=(dataset, transform, seed, jpeg.decoder_name()))
         self.n = n
 
-    def submit(self, batch, epoch, items):
-        """Have a worker load ``items`` [(position, ref)] of ``batch`` (a SharedBatch); a future."""
-        return self.pool.submit(_load_chunk, batch.name, batch.shape, epoch, items)
+    def submit(self, name, shape, epoch, items):
+        """Have a worker load ``items`` [(position, ref)] into the SharedBatch called ``name``
+        (``shape``: the rows in use); returns the future."""
+        return self.pool.submit(_load_chunk, name, shape, epoch, items)
 
     def close(self):
         pool, self.pool = self.pool, None

@@ -165,7 +165,12 @@ def build_parser(dataset_kind, prog=None):
                     help="with several processes: stop them all when no batch has finished for S seconds (a "
                          f"process that hung or died) (default {FIXED['timeout']:g})")
     hw.add_argument("-j", "--workers", type=int_at_least(1, 256), metavar="N",
-                    help=f"data-loading threads, 1 to 256 (default min(4, CPU cores), {FIXED['workers']} here)")
+                    help=f"data-loading workers, 1 to 256 (default min(4, CPU cores), {FIXED['workers']} here); "
+                         f"on a GPU machine give it the cores the training process does not use")
+    hw.add_argument("--worker-kind", choices=("auto", "threads", "processes"),
+                    help="data-loading threads, or processes (past Python's interpreter lock, batches in shared "
+                         "memory); auto: processes from 4 workers on. The batches are the same either way "
+                         f"(default {FIXED['worker_kind']})")
     hw.add_argument("--print-freq", type=int_at_least(1), metavar="N",
                     help="steps between reads of the loss (each read waits for the GPU) and progress-bar "
                          f"updates (default {FIXED['print_freq']})")

@@ -171,8 +171,8 @@ def loaders(cfg, stats, train_set, val_set, world, skips, global_batch, train=Tr
     streaming = is_streaming(train_set if train_set is not None else val_set)
     share = None if streaming else (world.rank, world.size)
     scale = 1 if streaming else world.size
-    common = dict(seed=cfg.seed, workers=cfg.workers, on_error=cfg.on_corrupt, max_images=cfg.max_images,
-                  share=share, skips=skips)
+    common = dict(seed=cfg.seed, workers=cfg.workers, worker_kind=cfg.worker_kind, on_error=cfg.on_corrupt,
+                  max_images=cfg.max_images, share=share, skips=skips)
     train_loader = None
     if train:
         train_tf = TrainTransform(stats, size_crop=cfg.crop_size, size_resize=cfg.resize_size)

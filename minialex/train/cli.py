@@ -37,7 +37,7 @@ from .trainer import Trainer
 
 # This invocation's own flags: how it runs, not what it computes. The checkpoint does not
 # keep them, so the command that continues a stopped run repeats those given.
-SESSION_FLAGS = ("backend", "devices", "workers", "print_freq", "no_progress", "timeout", "on_corrupt")
+SESSION_FLAGS = ("backend", "devices", "workers", "worker_kind", "print_freq", "no_progress", "timeout", "on_corrupt")
 
 
 def read_start(args, script):

@@ -36,7 +36,7 @@ MODELS = tuple(RECIPES)
 # Options that do not depend on the model: the paper's momentum and weight decay (section 5),
 # its plateau schedule, and this tool's own defaults.
 FIXED = {"backend": "numpy", "devices": "0", "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "plateau",
-         "lr_step_size": 30, "workers": min(4, os.cpu_count() or 1), "seed": 0, "stats_images": 20000,
+         "lr_step_size": 30, "workers": min(4, os.cpu_count() or 1), "worker_kind": "auto", "seed": 0, "stats_images": 20000,
          "on_corrupt": "skip", "print_freq": 10, "max_images": None, "timeout": 1800.0}
 
 # What --resume takes from the checkpoint when the flag is left out: everything that defines
@@ -59,7 +59,7 @@ RESUME_RULE = {
     # a new batch size changes which images make up step k of an epoch: at an epoch boundary only
     "batch_size": "applied at an epoch boundary",
     # this invocation's own: how and where it runs, not what it computes
-    "backend": "applied", "devices": "applied", "workers": "applied", "print_freq": "applied",
+    "backend": "applied", "devices": "applied", "workers": "applied", "worker_kind": "applied", "print_freq": "applied",
     "no_progress": "applied", "timeout": "applied", "on_corrupt": "applied", "output_dir": "applied",
     "overwrite": "applied", "distributed": "applied",
 }

@@ -15,7 +15,7 @@ from .config import flag
 from .errors import UsageError
 
 # Options that may differ between the processes: they change nothing in the training itself.
-PER_PROCESS = ("workers", "print_freq", "no_progress", "timeout")
+PER_PROCESS = ("workers", "worker_kind", "print_freq", "no_progress", "timeout")
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
 
 

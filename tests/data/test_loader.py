@@ -117,3 +117,27 @@ def test_start_batch_resumes_mid_epoch():
     assert len(rest) == len(whole) - 3
     for (xa, ya), (xb, yb) in zip(whole[3:], rest):
         assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_batch_memory_is_reused_only_when_let_go(kind):
+    from minialex.data import workers
+    if kind == "processes" and not workers.available():
+        pytest.skip("no POSIX shared memory here")
+    ds, t = array_dataset(n=90), TrainTransform(None, 8, 12)
+    want = collect(DataLoader(ds, t, batch_size=4, seed=2, workers=1, worker_kind="threads"), epoch=1)
+    with DataLoader(ds, t, batch_size=4, seed=2, workers=2, prefetch=1, worker_kind=kind) as loader:
+        # Held batches are never written over, however many come after them.
+        held = list(loader.epoch_iter(1))
+        assert len(held) == len(want)
+        for (x, y), (wx, wy) in zip(held, want):
+            assert np.array_equal(x, wx) and np.array_equal(y, wy)
+        del held, x
+        # Batches let go of are written again: a few arrays serve the whole epoch.
+        pooled = 0
+        for (x, y), (wx, wy) in zip(loader.epoch_iter(1), want):
+            assert np.array_equal(x, wx) and np.array_equal(y, wy)
+            pooled += any(np.shares_memory(x, m.images) for m in loader._memory.items)
+        # All batches but perhaps one (the thread that finished a batch may still hold it for a
+        # moment when the next is made) came from the few pooled arrays.
+        assert len(loader._memory.items) <= loader.prefetch + 3 < len(want) - 1 <= pooled

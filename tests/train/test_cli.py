@@ -274,7 +274,8 @@ def entry_points():
 
 def test_console_commands_are_declared_and_run():
     points = entry_points()
-    assert set(points) == {"minialex", "minialex-train", "minialex-train-cifar10", "minialex-predict"}
+    assert set(points) == {"minialex", "minialex-train", "minialex-train-cifar10", "minialex-predict",
+                           "minialex-prepare"}
     for name, target in points.items():
         module, func = target.split(":")
         installed = shutil.which(name, path=os.path.dirname(sys.executable))
