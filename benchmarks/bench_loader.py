@@ -37,15 +37,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minialex.data import DataLoader, ImageFolder, TrainTransform, load_or_compute_stats, sample_rng  # noqa: E402
 from minialex.data import transforms as T  # noqa: E402
 
-try:  # absent before the shard reader existed; the benchmark also measures older code
-    from minialex.data import ShardDataset, write_shards
-    from minialex.data.tarshards import INDEX_NAME
-except ImportError:
-    ShardDataset = None
+from minialex.data import ShardDataset, jpeg, write_shards  # noqa: E402
+from minialex.data.tarshards import INDEX_NAME  # noqa: E402
 
 BENCH_VERSION = 1
 MARKER = "bench-images.json"
-SECTIONS = ["decode", "preprocess", "shards", "split", "consumer"]
+SECTIONS = ["decode", "preprocess", "shards", "split", "prepared", "consumer"]
 
 
 # -- the image set ----------------------------------------------------------------
@@ -161,11 +158,43 @@ def decode_rate(paths, threads, repeats):
         return _timed(lambda: list(pool.map(decode, blobs, chunksize=8)), len(blobs), repeats)
 
 
-def loader_rate(ds, tf, threads, batch_size, repeats):
-    """Through DataLoader, one epoch = every image once: (img/s, img/CPU-s), best of ``repeats``."""
-    epochs = iter(range(repeats))
-    with DataLoader(ds, tf, batch_size=batch_size, shuffle=True, seed=0, workers=threads) as loader:
-        return _timed(lambda: sum(len(y) for _, y in loader.epoch_iter(next(epochs))), len(ds), repeats)
+def _children_cpu(loader):
+    """CPU seconds used so far by the loader's worker processes (Linux /proc), 0 with threads."""
+    procs = loader._procs
+    if procs is None or procs.pool is None:
+        return 0.0
+    total = 0
+    for pid in list(procs.pool._processes or {}):  # noqa: SLF001 - a benchmark may look inside
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def loader_rate(ds, tf, threads, batch_size, repeats, kind="threads", parent=False):
+    """Through DataLoader, one epoch = every image once: (img/s, img/CPU-s), best of ``repeats``.
+
+    CPU seconds include the worker processes' (kind="processes"); with ``parent`` a third
+    figure is returned, the parent process's CPU seconds per image (the reader, the hand-offs),
+    which is what bounds processes on a machine with many cores. Worker processes are
+    started by an untimed first epoch.
+    """
+    best = [0.0, 0.0, float("inf")]
+    with DataLoader(ds, tf, batch_size=batch_size, shuffle=True, seed=0, workers=threads,
+                    worker_kind=kind) as loader:
+        if kind == "processes":
+            sum(len(y) for _, y in loader.epoch_iter(100))
+        for r in range(repeats):
+            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu(loader)
+            n = sum(len(y) for _, y in loader.epoch_iter(r))
+            t1, c1, k1 = time.perf_counter(), time.process_time(), _children_cpu(loader)
+            best[0] = max(best[0], n / (t1 - t0))
+            best[1] = max(best[1], n / max(c1 - c0 + k1 - k0, 1e-9))
+            best[2] = min(best[2], (c1 - c0) / n)
+    return tuple(best) if parent else tuple(best[:2])
 
 
 def time_split(ds, tf, repeats):
@@ -225,67 +254,71 @@ def consumer_wait(root, tf, threads, batch_size, step_seconds, passes):
         return n / wall, loader.wait_time / wall
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default=None, help="where the JPEGs are cached "
-                   "(default $MINIALEX_DATA/bench-loader or ~/.cache/minialex/bench-loader)")
-    p.add_argument("--images", type=int, default=512)
-    p.add_argument("--classes", type=int, default=8)
-    p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2,all)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best is shown")
-    p.add_argument("--resize", type=int, default=256)
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
-    args = p.parse_args(argv)
-    sections = set(args.only or SECTIONS)
-    if ShardDataset is None:
-        sections.discard("shards")
+def ensure_prepared(root, size):
+    """The image set at ``root`` prepared once by minialex-prepare, beside it (written once)."""
+    from minialex.data.prepare import prepare
+    out = root.rstrip(os.sep) + f"-prepared-{size}"
+    prepare(root, out, size=size, shard_size=128, workers=os.cpu_count(), progress=False)
+    return out
 
-    base = os.environ.get("MINIALEX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "minialex")
-    root = ensure_bench_images(args.root or os.path.join(base, "bench-loader"), args.images, args.classes)
+
+def time_split_prepared(ds, tf, decoders, repeats):
+    """CPU seconds per image on one thread for the steps on prepared shards (best pass):
+    reading the stream (tar and shuffle buffer), the generator and draws, the decode with
+    each decoder, and the NumPy step into the batch row."""
+    records = list(ds.stream(0, 0))
+    out = np.empty(tf.output_shape, np.float32)
+    best = {}
+
+    def measure(key, fn):
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            fn()
+            best[key] = min(best.get(key, 1e9), (time.thread_time() - t0) / len(records))
+
+    measure("read", lambda: sum(1 for _ in ds.stream(0, 0)))
+    measure("draw", lambda: [tf.draw(sample_rng(0, 0, r.index)) for r in records])
+    draws = [tf.draw(sample_rng(0, 0, r.index)) for r in records]
+    for name in decoders:
+        jpeg.set_decoder(name)
+        measure(f"decode ({name})", lambda: [ds.decode(r, tf.size_resize, d.crop) for r, d in zip(records, draws)])
+    windows = [ds.decode(r, tf.size_resize, d.crop)[0] for r, d in zip(records, draws)]
+    measure("numpy", lambda: [tf.finish(w, d, out) for w, d in zip(windows, draws)])
+    return best
+
+
+def bench_set(label, root, args, threads, sections):
+    """Every measurement on one image set (textures or photos); prints its tables."""
     ds = ImageFolder(root, "train")
     paths = [p for p, _ in ds.samples]
     stats = load_or_compute_stats(ds, os.path.join(root, f"stats-{args.resize}.npz"), size=args.resize,
                                   max_images=128)
     tf = TrainTransform(stats, size_crop=args.crop, size_resize=args.resize)
-    cores = os.cpu_count() or 1
-    threads = ([int(t) for t in args.threads.split(",")] if args.threads
-               else sorted({1, min(2, cores), cores}))
     for path in paths:  # warm the page cache: we measure decoding, not the disk
         with open(path, "rb") as f:
             f.read()
-
     sizes = np.array([Image.open(p).size for p in paths])
     kbytes = np.mean([os.path.getsize(p) for p in paths]) / 1e3
-    print(f"images: {len(paths)} JPEGs in {root}, mean {sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, "
-          f"{kbytes:.0f} KB, quality 90")
-    turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
-    print(f"machine: {cores} cores; Pillow {Image.__version__} ({turbo}), NumPy {np.__version__}; "
-          f"load average {os.getloadavg()[0]:.2f} at start")
-    print(f"pipeline: {tf!r}, batch {args.batch_size}")
-
-    rates, cpu_rates = {}, {}
+    print(f"\n=== {label}: {len(paths)} JPEGs in {root}, mean {sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, "
+          f"{kbytes:.0f} KB ===")
     nan = (float("nan"), float("nan"))
-    shards = None
-    if "shards" in sections:
-        # A buffer smaller than the image set, so that reading and decoding overlap from the
-        # start as they do in a long epoch (a buffer holding the whole set is read first).
-        shards = ShardDataset(ensure_bench_shards(root), buffer_size=256)
-    if sections & {"decode", "preprocess", "split", "shards"}:
-        print()
+    rates = {}
+
+    if sections & {"decode", "preprocess", "shards", "split"}:
+        print(f"\nraw JPEGs (decoded and resized every epoch); {tf!r}, batch {args.batch_size}")
         print("img/s: wall clock; img/CPU-s: images per CPU-second of the whole process, "
               "i.e. per fully used core")
         print(f"{'threads':>7} | {'decoded img/s':>13} | {'img/CPU-s':>9} | "
               f"{'preprocessed img/s':>18} | {'img/CPU-s':>9} | {'scaling':>7} | {'from shards img/s':>17}")
         print("-" * 98)
+        shards = ShardDataset(ensure_bench_shards(root), buffer_size=256) if "shards" in sections else None
         for t in threads:
             dec = decode_rate(paths, t, args.repeats) if "decode" in sections else nan
             pre = loader_rate(ds, tf, t, args.batch_size, args.repeats) \
                 if sections & {"preprocess", "split"} else nan
             tar = loader_rate(shards, tf, t, args.batch_size, args.repeats) if shards else nan
-            rates[t], cpu_rates[t] = pre
-            scale = pre[0] / rates[threads[0]] * threads[0]
+            rates[t] = pre
+            scale = pre[0] / rates[threads[0]][0] * threads[0]
             print(f"{t:>7} | {dec[0]:>13.0f} | {dec[1]:>9.0f} | {pre[0]:>18.0f} | {pre[1]:>9.0f} | "
                   f"{scale:>6.2f}x | {tar[0]:>17.0f}")
         print("(scaling: wall-clock preprocessed img/s relative to the first row, times its thread count;\n"
@@ -294,21 +327,45 @@ def main(argv=None):
     if "split" in sections:
         split = time_split(ds, tf, args.repeats)
         parts = dict(split)
-        if cpu_rates.get(1):  # what the loader spends beyond the three steps: threads, batching, rng
-            parts["loader overhead (by difference)"] = max(1.0 / cpu_rates[1] - sum(split.values()), 0.0)
+        if rates.get(1):  # what the loader spends beyond the three steps: threads, batching, rng
+            parts["loader overhead (by difference)"] = max(1.0 / rates[1][1] - sum(split.values()), 0.0)
         total = sum(parts.values())
-        print()
         print("CPU time per image on 1 thread: " + " | ".join(
             f"{k} {v * 1e3:.2f} ms ({100 * v / total:.0f}%)" for k, v in parts.items())
             + f" | total {total * 1e3:.2f} ms")
 
+    if "prepared" in sections:
+        prepared = ShardDataset(ensure_prepared(root, args.resize), buffer_size=256)
+        kb = np.mean([os.path.getsize(p) for p in prepared.shards]) / np.mean(prepared.counts) / 1e3
+        print(f"\nprepared once by minialex-prepare: {prepared.total} images {args.resize} x {args.resize}, "
+              f"about {kb:.0f} KB each, in {len(prepared.shards)} shards (prepared_size "
+              f"{prepared.prepared_size}: no resize); shuffle buffer 256")
+        print(f"{'workers':>9} {'':>9} | {'decoder':>10} | {'img/s':>6} | {'img/CPU-s':>9} | "
+              f"{'scaling':>7} | {'parent CPU ms/img':>17}")
+        print("-" * 84)
+        first = {}
+        for kind in ("threads", "processes"):
+            for t in threads:
+                for name in args.decoders:
+                    jpeg.set_decoder(name)
+                    wall, cpu, parent = loader_rate(prepared, tf, t, args.batch_size, args.repeats, kind, True)
+                    first.setdefault((kind, name), wall / t)
+                    print(f"{t:>9} {kind:>9} | {name:>10} | {wall:>6.0f} | {cpu:>9.0f} | "
+                          f"{wall / first[(kind, name)]:>6.2f}x | {parent * 1e3:>17.3f}")
+        print("(img/CPU-s counts the worker processes' CPU too; scaling: img/s over the 1-worker row of\n"
+              " the same kind and decoder; parent CPU: the main process's CPU time per image, which with\n"
+              " processes is the reader, the hand-offs and the batches' bookkeeping)")
+        split = time_split_prepared(prepared, tf, args.decoders, args.repeats)
+        print("CPU time per image on 1 thread, prepared: " + " | ".join(
+            f"{k} {v * 1e3:.3f} ms" for k, v in split.items()))
+        jpeg.set_decoder(args.decoders[-1])
+
     if "consumer" in sections:
         t = threads[-1]
-        capacity = rates.get(t) or loader_rate(ds, tf, t, args.batch_size, args.repeats)[0]
+        capacity = rates.get(t, (None,))[0] or loader_rate(ds, tf, t, args.batch_size, args.repeats)[0]
         passes = 3
-        print()
-        print(f"feeding a consumer that takes a fixed time per batch ({t} threads, batch {args.batch_size}, "
-              f"one epoch of {passes * len(paths)} images):")
+        print(f"\nfeeding a consumer that takes a fixed time per batch from raw JPEGs ({t} threads, "
+              f"batch {args.batch_size}, one epoch of {passes * len(paths)} images):")
         print(f"{'demand':>8} | {'step ms':>7} | {'delivered img/s':>15} | {'wait share':>10}")
         print("-" * 50)
         for share in (0.5, 0.8, 1.25):
@@ -316,7 +373,58 @@ def main(argv=None):
             got, wait = consumer_wait(root, tf, t, args.batch_size, step, passes)
             print(f"{share:>7.0%} | {step * 1e3:>7.1f} | {got:>15.0f} | {wait:>10.1%}")
         print("(demand: the consumer's speed as a share of the loader's measured capacity)")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default=None, help="where the image sets are cached "
+                   "(default $MINIALEX_DATA or ~/.cache/minialex)")
+    p.add_argument("--images", type=int, default=512)
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--sets", default="textures,photos",
+                   help="image sets: textures (generated), photos (real, from scikit-image's samples)")
+    p.add_argument("--threads", default=None, help="comma-separated worker counts (default 1,2,all)")
+    p.add_argument("--decoders", default=None,
+                   help="JPEG decoders for prepared data, comma-separated (default: pillow, and "
+                        "simplejpeg when installed)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best is shown")
+    p.add_argument("--resize", type=int, default=256)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
+    args = p.parse_args(argv)
+    sections = set(args.only or SECTIONS)
+    args.decoders = (args.decoders.split(",") if args.decoders
+                     else ["pillow"] + (["simplejpeg"] if jpeg.simplejpeg is not None else []))
+    base = args.root or os.environ.get("MINIALEX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "minialex")
+    cores = os.cpu_count() or 1
+    threads = ([int(t) for t in args.threads.split(",")] if args.threads
+               else sorted({1, min(2, cores), cores}))
+    turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
+    simple = f", simplejpeg {jpeg.simplejpeg.__version__}" if jpeg.simplejpeg is not None else ""
+    print(f"machine: {_cpu_name()}, {cores} cores; Python {sys.version.split()[0]}, Pillow {Image.__version__} "
+          f"({turbo}){simple}, NumPy {np.__version__}; load average {os.getloadavg()[0]:.2f} at start")
+    for label in args.sets.split(","):
+        if label == "textures":
+            root = ensure_bench_images(os.path.join(base, "bench-loader"), args.images, args.classes)
+        elif label == "photos":
+            from photos import ensure_photo_images
+            root = ensure_photo_images(os.path.join(base, "bench-photos"), args.images, args.classes)
+        else:
+            p.error(f"unknown image set {label!r}; choose from textures, photos")
+        bench_set(label, root, args, threads, sections)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

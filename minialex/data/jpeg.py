@@ -3,21 +3,24 @@
 ``decode_rgb(data, name)`` turns the bytes of one image into a uint8 RGB
 array (H, W, 3). It uses simplejpeg (libjpeg-turbo's TurboJPEG API, an
 optional extra: pip install -e ".[fastjpeg]") when that is installed and not
-switched off, and Pillow otherwise. Why, with this machine's figures, is in
-docs/data.md, "JPEG quality and decoders" (benchmarks/bench_jpeg.py measures
-it): on 256 x 256 JPEGs simplejpeg spends about a quarter less CPU time per
-image than Pillow's open + convert + asarray, because Pillow's fixed cost
-(parsing, building an Image, copying it into NumPy) is large next to the
-decoding of so few pixels. Both run libjpeg-turbo's exact integer IDCT and
-smooth chroma upsampling, so they give the same pixels (the tests check this;
-the JPEG standard, ITU-T T.83 / ISO 10918-2, would allow +-1 between decoders).
+switched off, and Pillow otherwise. Why: on the prepared 256 x 256 JPEGs
+simplejpeg needs a fifth to a half less CPU time per image than Pillow's
+open + convert + asarray (benchmarks/bench_jpeg.py, photographs at quality 90,
+one thread: 0.31 against 0.40 ms with 4:2:0 chroma, 0.43 against 0.87 ms with
+4:4:4), and on such small images the decoder is a large part of the loader's
+work, since the random crop is only a slice. Both run libjpeg-turbo with the
+exact integer IDCT and smooth chroma upsampling, so they give the same pixels
+(measured: identical; the tests allow the +-1 that the JPEG standard, ITU-T
+T.83 / ISO 10918-2, permits between decoders). The figures and the choice of
+quality are in docs/data.md, "JPEG quality and decoders".
 
 Choosing: ``set_decoder("auto" | "pillow" | "simplejpeg")``, or the
 environment variable MINIALEX_JPEG_DECODER with the same values (read at
 the first decode, so loader threads see it); ``decoder_name()`` says which
 one runs. What goes to Pillow whatever the choice: data that is not a JPEG
 (a PNG in a shard), and CMYK/YCCK JPEGs, whose conversion to RGB is Pillow's
-(TurboJPEG's differs). Grayscale JPEGs come out as RGB from both.
+(TurboJPEG's rounds differently: almost every pixel one grey level off).
+Grayscale JPEGs come out as RGB from both.
 
 Errors: what Pillow cannot decode raises CorruptImageError(name, reason),
 as minialex.data.folder does. When simplejpeg rejects data, Pillow gets a
@@ -30,8 +33,9 @@ import io
 import os
 
 import numpy as np
+from PIL import Image
 
-from .errors import CorruptImageError, DataError
+from .errors import DataError
 from .folder import decode_image
 
 try:  # optional: the [fastjpeg] extra
@@ -83,17 +87,20 @@ def _pillow(data, name):
 
 
 def decode_rgb(data, name="<bytes>"):
-    """The image in ``data`` (bytes of a JPEG, or any format Pillow reads) as uint8 RGB (H, W, 3).
+    """The image in ``data`` (bytes of a JPEG, or of any format Pillow reads) as uint8 RGB (H, W, 3).
 
     ``name`` (a path or a shard member) goes into the CorruptImageError raised
     when the data cannot be decoded.
     """
-    if decoder_name() == "pillow" or not data.startswith(b"\xff\xd8"):  # JPEG's SOI marker
+    if decoder_name() == "pillow" or bytes(data[:2]) != b"\xff\xd8":  # JPEG's SOI marker
         return _pillow(data, name)
     try:
-        colorspace = simplejpeg.decode_jpeg_header(data)[2]
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace in ("CMYK", "YCCK"):
             return _pillow(data, name)  # Pillow's CMYK -> RGB conversion is the reference
+        if Image.MAX_IMAGE_PIXELS and height * width > Image.MAX_IMAGE_PIXELS:
+            # Pillow's decompression-bomb limit applies to both settings alike.
+            return _pillow(data, name)
         # Defaults fastdct=False, fastupsample=False: the same arithmetic as Pillow.
         arr = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     except ValueError:

@@ -453,6 +453,11 @@ def prepare(source, out, size=256, quality=DEFAULT_QUALITY, shard_size=1000, wor
 
         entries = [done[n] for n in names]
         counts = {s: sum(e["samples"] for t, e in zip(tasks, entries) if t["split"] == s) for s in src.splits}
+        empty = [s for s, n in counts.items() if n == 0]
+        if empty:  # every image of a split was unreadable: nothing worth a manifest, or a resume
+            shutil.rmtree(partial, ignore_errors=True)
+            raise DataError(f"no image of the {empty[0]} split of {source} could be decoded "
+                            f"(each unreadable file is named above)")
         manifest = {
             "version": INDEX_VERSION,
             "shards": [{k: e[k] for k in ("name", "samples", "bytes", "sha256")} for e in entries],

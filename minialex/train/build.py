@@ -57,8 +57,10 @@ def is_streaming(dataset):
 # -- choosing the network for the data -------------------------------------------------------
 def typical_shorter_side(dataset, samples=25):
     """Median shorter side (px) of up to ``samples`` evenly spaced training images; None if unknown
-    (a streaming dataset such as tar shards cannot be sampled without reading through it).
-    Reads only the file headers where the dataset has file paths."""
+    (tar shards cannot be sampled without reading through them, unless minialex-prepare's
+    manifest gives their size). Reads only the file headers where the dataset has file paths."""
+    if getattr(dataset, "prepared_size", None):
+        return dataset.prepared_size
     if not (hasattr(dataset, "path") or hasattr(dataset, "load")):
         return None
     n = len(dataset)

@@ -1,4 +1,4 @@
-"""minialex.data.jpeg: simplejpeg and Pillow decode prepared JPEGs to the same pixels, fail alike, and the switch.
+"""minialex.data.jpeg: simplejpeg and Pillow give the same pixels, fail alike, and the switch picks one.
 
 What is asserted about pixels: the JPEG standard's decoder conformance (ITU-T T.83 / ISO 10918-2)
 allows each output sample to be off by one after the IDCT, so the tests assert max |simplejpeg -
@@ -131,6 +131,19 @@ def test_corrupt_data_raises_corrupt_image_error(choice, kind):
     with pytest.raises(CorruptImageError) as info:
         jpeg.decode_rgb(corrupt_inputs()[kind], "shard-000/img7.JPEG")
     assert info.value.path == "shard-000/img7.JPEG"
+
+
+@pytest.mark.parametrize("choice", ["pillow", "simplejpeg"])
+def test_decompression_bomb_limit_applies_to_both(choice, monkeypatch):
+    if choice == "simplejpeg":
+        need_simplejpeg()
+    jpeg.set_decoder(choice)
+    data = CASES["420_q90_256"]()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 256 * 256 // 3)  # Pillow refuses above twice this
+    with pytest.raises(CorruptImageError, match="DecompressionBomb"):
+        jpeg.decode_rgb(data, "big.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 256 * 256 // 2 + 1)  # only Pillow's warning: decoded
+    np.testing.assert_array_equal(jpeg.decode_rgb(memoryview(data), "big.jpg"), pillow_pixels(data))
 
 
 def test_recoverable_fault_is_accepted_by_both():

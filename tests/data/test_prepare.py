@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from minialex.atomic import WriteFailed
 from minialex.data import (DataError, ImageFolder, ShardDataset, SkipLog, center_crop, decode_image,
@@ -190,6 +191,22 @@ def test_corrupt_image_is_skipped_named_once_and_listed(tmp_path, capsys):
     skips = SkipLog(write=lambda line: None)
     quiet_prepare(src, tmp_path / "again", size=32, skips=skips)
     assert skips.total == 1
+
+
+def test_a_split_whose_every_image_is_unreadable_is_an_error(tmp_path, capsys):
+    for split, n in (("train", 2), ("val", 1)):
+        folder = tmp_path / "ds" / split / "n001"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            (folder / f"bad{i}.JPEG").write_bytes(b"not a jpeg" * 10)
+    good = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(good).save(tmp_path / "ds" / "train" / "n001" / "good.jpg")
+    out = tmp_path / "prepared"
+    assert main([str(tmp_path / "ds"), str(out), "--size", "16", "--quiet", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(e.startswith("warning: skipped unreadable image") for e in err[:3])
+    assert err[3].startswith("error: no image of the val split") and "could be decoded" in err[3]
+    assert sorted(os.listdir(tmp_path)) == ["ds"]  # neither OUT nor a partial folder
 
 
 # -- resume -------------------------------------------------------------------------------------

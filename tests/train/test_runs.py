@@ -214,3 +214,8 @@ def test_the_preset_follows_the_image_size(tmp_path, tiny_folder):
             return 10
 
     assert typical_shorter_side(Streamed()) is None  # -> the paper's net, as for unknown sizes
+
+    class Prepared(Streamed):  # tar shards whose minialex-prepare manifest gives the size
+        prepared_size = 64
+
+    assert model_for_images(typical_shorter_side(Prepared())) == "synthetic"
