@@ -42,7 +42,7 @@ from minialex.data.tarshards import INDEX_NAME  # noqa: E402
 
 BENCH_VERSION = 1
 MARKER = "bench-images.json"
-SECTIONS = ["decode", "preprocess", "shards", "split", "prepared", "consumer"]
+SECTIONS = ["decode", "preprocess", "shards", "split", "prepared", "caps", "consumer"]
 
 
 # -- the image set ----------------------------------------------------------------
@@ -262,6 +262,39 @@ def ensure_prepared(root, size):
     return out
 
 
+def prepared_rates(ds, tf, workers, decoders, batch_size, rounds):
+    """{(kind, workers, decoder): medians of img/s, img/CPU-s, parent CPU s/img, and img/CPU-s
+    relative to Pillow's in the same round}. Every configuration keeps one loader (worker
+    processes started once, by an untimed epoch) and the rounds measure them in turn, so a
+    slow moment of a shared machine falls on all of them alike."""
+    configs = [(kind, t, name) for kind in ("threads", "processes") for t in workers for name in decoders]
+    loaders, samples = {}, {c: [] for c in configs}
+    try:
+        for c in configs:
+            jpeg.set_decoder(c[2])  # worker processes take the decoder chosen when they start
+            loaders[c] = DataLoader(ds, tf, batch_size=batch_size, seed=0, workers=c[1], worker_kind=c[0])
+            sum(len(y) for _, y in loaders[c].epoch_iter(100))
+        for r in range(rounds):
+            for c in configs:
+                jpeg.set_decoder(c[2])
+                loader = loaders[c]
+                t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu(loader)
+                n = sum(len(y) for _, y in loader.epoch_iter(r))
+                t1, c1, k1 = time.perf_counter(), time.process_time(), _children_cpu(loader)
+                samples[c].append((n / (t1 - t0), n / max(c1 - c0 + k1 - k0, 1e-9), (c1 - c0) / n))
+    finally:
+        for loader in loaders.values():
+            loader.close()
+    out = {}
+    for c, got in samples.items():
+        wall, cpu, parent = (float(np.median(v)) for v in zip(*got))
+        out[c] = {"wall": wall, "cpu": cpu, "parent": parent}
+        base = samples.get((c[0], c[1], "pillow"))
+        if base is not None and c[2] != "pillow":
+            out[c]["vs_pillow"] = float(np.median([a[1] / b[1] for a, b in zip(got, base)]))
+    return out
+
+
 def time_split_prepared(ds, tf, decoders, repeats):
     """CPU seconds per image on one thread for the steps on prepared shards (best pass):
     reading the stream (tar and shuffle buffer), the generator and draws, the decode with
@@ -340,25 +373,40 @@ def bench_set(label, root, args, threads, sections):
         print(f"\nprepared once by minialex-prepare: {prepared.total} images {args.resize} x {args.resize}, "
               f"about {kb:.0f} KB each, in {len(prepared.shards)} shards (prepared_size "
               f"{prepared.prepared_size}: no resize); shuffle buffer 256")
+        rows = prepared_rates(prepared, tf, threads, args.decoders, args.batch_size, args.rounds)
+        print(f"{args.rounds} rounds, each measuring every row once in turn (one epoch); medians:")
         print(f"{'workers':>9} {'':>9} | {'decoder':>10} | {'img/s':>6} | {'img/CPU-s':>9} | "
-              f"{'scaling':>7} | {'parent CPU ms/img':>17}")
-        print("-" * 84)
-        first = {}
-        for kind in ("threads", "processes"):
-            for t in threads:
-                for name in args.decoders:
-                    jpeg.set_decoder(name)
-                    wall, cpu, parent = loader_rate(prepared, tf, t, args.batch_size, args.repeats, kind, True)
-                    first.setdefault((kind, name), wall / t)
-                    print(f"{t:>9} {kind:>9} | {name:>10} | {wall:>6.0f} | {cpu:>9.0f} | "
-                          f"{wall / first[(kind, name)]:>6.2f}x | {parent * 1e3:>17.3f}")
+              f"{'scaling':>7} | {'parent CPU ms/img':>17} | {'vs pillow':>9}")
+        print("-" * 96)
+        for (kind, t, name), r in rows.items():
+            one = rows[(kind, threads[0], name)]["wall"] / threads[0]
+            vs = r.get("vs_pillow")
+            print(f"{t:>9} {kind:>9} | {name:>10} | {r['wall']:>6.0f} | {r['cpu']:>9.0f} | "
+                  f"{r['wall'] / one:>6.2f}x | {r['parent'] * 1e3:>17.3f} | "
+                  + (f"{vs:>8.2f}x" if vs else f"{'':>9}"))
         print("(img/CPU-s counts the worker processes' CPU too; scaling: img/s over the 1-worker row of\n"
               " the same kind and decoder; parent CPU: the main process's CPU time per image, which with\n"
-              " processes is the reader, the hand-offs and the batches' bookkeeping)")
+              " processes is the reader, the hand-offs and the batches' bookkeeping; vs pillow: the\n"
+              " median over rounds of img/CPU-s over the Pillow row's of the same round)")
         split = time_split_prepared(prepared, tf, args.decoders, args.repeats)
         print("CPU time per image on 1 thread, prepared: " + " | ".join(
             f"{k} {v * 1e3:.3f} ms" for k, v in split.items()))
         jpeg.set_decoder(args.decoders[-1])
+
+    if "caps" in sections:
+        # The same loader on 32 x 32 prepared images: decoding and NumPy cost next to nothing,
+        # so what is left is the per-image Python work, which holds the GIL (threads cannot
+        # share it) and, with processes, what the training process does per image.
+        tiny = ShardDataset(ensure_prepared(root, 32), buffer_size=256)
+        small = TrainTransform(None, size_crop=28, size_resize=32)
+        rows = prepared_rates(tiny, small, [1], args.decoders[-1:], args.batch_size, args.rounds)
+        gil = 1.0 / rows[("threads", 1, args.decoders[-1])]["cpu"]
+        parent = rows[("processes", 1, args.decoders[-1])]["parent"]
+        print(f"\nthe same on 32 x 32 prepared images (28 px crops), where decoding and NumPy cost little:")
+        print(f"  threads: {gil * 1e3:.3f} ms of CPU per image, nearly all holding the GIL: threads cannot "
+              f"pass about {1 / gil:.0f} img/s however many cores")
+        print(f"  processes: the training process spends {parent * 1e3:.3f} ms per image (reading, hand-offs): "
+              f"about {1 / parent:.0f} img/s at most")
 
     if "consumer" in sections:
         t = threads[-1]
@@ -389,6 +437,8 @@ def main(argv=None):
                         "simplejpeg when installed)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best is shown")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds over the prepared-data configurations; medians are shown")
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=224)
     p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")

@@ -12,7 +12,7 @@ work, since the random crop is only a slice. Both run libjpeg-turbo with the
 exact integer IDCT and smooth chroma upsampling, so they give the same pixels
 (measured: identical; the tests allow the +-1 that the JPEG standard, ITU-T
 T.83 / ISO 10918-2, permits between decoders). The figures and the choice of
-quality are in docs/data.md, "JPEG quality and decoders".
+quality are in docs/data.md, "Preparing the data once".
 
 Choosing: ``set_decoder("auto" | "pillow" | "simplejpeg")``, or the
 environment variable MINIALEX_JPEG_DECODER with the same values (read at

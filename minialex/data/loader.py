@@ -7,7 +7,7 @@ processes (workers.py) take over, writing into shared memory. Every
 sample's randomness comes from (seed, epoch, index) alone (sample.py), so
 batches are identical whatever the kind or number of workers and their
 timing. Design, the determinism rule and the measurements behind the
-choice: docs/data.md, "The loader" and "Threads or processes".
+choice: docs/data.md, "The loader" and "Throughput".
 """
 
 import itertools
@@ -35,7 +35,7 @@ ON_ERROR = ("skip", "raise")
 WORKER_KINDS = ("auto", "threads", "processes")
 # 'auto' picks processes from this many workers on: below it threads are as fast (they scale
 # linearly to the core count on the machines measured) and start instantly; from about four
-# cores on, the GIL-held part of every sample caps threads (docs/data.md, "Threads or processes").
+# cores on, the GIL-held part of every sample caps threads (docs/data.md, "Throughput").
 PROCESSES_FROM = 4
 
 

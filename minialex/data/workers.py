@@ -8,9 +8,10 @@ once per loader from a fork server, each hold a copy of the dataset and the
 transform and write finished samples straight into the batch's array, a
 file in shared memory that the parent hands to the consumer as it is, so
 no image array is ever pickled or copied; only the sample references go
-out (an index, or a tar record's bytes) and the labels come back. The per-sample work is sample.SampleLoader, the code the
-threads run, so both give the same batches bit for bit. When each kind
-pays, measured: docs/data.md, "Threads or processes".
+out (an index, or a tar record's bytes) and the labels come back. The
+per-sample work is sample.SampleLoader, the code the threads run, so both
+give the same batches bit for bit. What each kind costs, measured:
+docs/data.md, "The loader" and "Throughput".
 """
 
 import itertools
@@ -40,14 +41,15 @@ def available():
     return os.path.isdir(SHM_FOLDER) and os.access(SHM_FOLDER, os.W_OK)
 
 
-def _map(name, nbytes, create=False):
-    """A shared-memory file mapped read-write; the mapping outlives the file descriptor."""
-    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+def _map(name, nbytes=None):
+    """A shared-memory file mapped read-write, made with ``nbytes`` or opened whole when None;
+    the mapping outlives the file descriptor."""
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if nbytes is not None else 0)
     fd = os.open(os.path.join(SHM_FOLDER, name), flags, 0o600)
     try:
-        if create:
+        if nbytes is not None:
             os.ftruncate(fd, nbytes)
-        return mmap.mmap(fd, nbytes)
+        return mmap.mmap(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
 
@@ -69,7 +71,7 @@ class SharedBatch:
         self.nbytes = int(np.prod(self.shape)) * 4
         self.name = f"minialex-{os.getpid()}-{next(_names)}-{secrets.token_hex(4)}"
         try:
-            m = _map(self.name, max(self.nbytes, 1), create=True)
+            m = _map(self.name, max(self.nbytes, 1))
         except OSError as exc:
             raise OSError(exc.errno, f"cannot allocate a batch of {self.nbytes / 2**20:.0f} MB in "
                                      f"{SHM_FOLDER} for the data worker processes ({exc.strerror}); use "
@@ -94,6 +96,28 @@ class SharedBatch:
             resource_tracker.unregister("/" + name, "shared_memory")
 
 
+# A worker keeps the batches it has written into mapped: the loader reuses a few batches'
+# memory over and over, and mapping a file afresh for every task cost a page fault per 4 KB
+# written (0.07 ms per image). Names are never reused, so a kept mapping cannot go stale.
+_KEEP_MAPPED = 16
+
+
+def _mapped_rows(name, shape):
+    """The first ``shape[0]`` rows of the shared batch ``name``, from a mapping kept across tasks."""
+    maps = _worker.setdefault("maps", {})  # name -> mmap, oldest first
+    m = maps.pop(name, None)
+    if m is None:
+        m = _map(name)
+        while len(maps) >= _KEEP_MAPPED:
+            old = maps.pop(next(iter(maps)))
+            try:
+                old.close()
+            except BufferError:  # an exception's traceback still holds a row; unmapped when it goes
+                pass
+    maps[name] = m  # now the newest
+    return np.frombuffer(m, np.float32, count=int(np.prod(shape))).reshape(shape)
+
+
 def _start_worker(dataset, transform, seed, decoder):
     """Runs once in each worker process: keep the sample loader, leave Ctrl-C to the parent,
     decode JPEGs with the parent's decoder (jpeg.py; the fork server's may differ)."""
@@ -110,23 +134,14 @@ def _load_chunk(name, shape, epoch, items):
     (a CorruptImageError does not survive pickling with its fields, so it travels
     as a tuple). Any other exception propagates to the parent with its traceback.
     """
-    sample = _worker["sample"]
-    m = _map(name, max(int(np.prod(shape)) * 4, 1))
+    sample, rows = _worker["sample"], _mapped_rows(name, shape)
     done = []
-    try:
-        rows = np.frombuffer(m, np.float32, count=int(np.prod(shape))).reshape(shape)
-        for pos, ref in items:
-            try:
-                label, _ = sample.load(epoch, ref, rows[pos])
-                done.append((pos, int(label), None))
-            except CorruptImageError as exc:
-                done.append((pos, -1, (exc.path, exc.reason)))
-    finally:
-        rows = None
+    for pos, ref in items:
         try:
-            m.close()
-        except BufferError:  # an exception's traceback still holds a row; unmapped when it goes
-            pass
+            label, _ = sample.load(epoch, ref, rows[pos])
+            done.append((pos, int(label), None))
+        except CorruptImageError as exc:
+            done.append((pos, -1, (exc.path, exc.reason)))
     return done
 
 

@@ -141,3 +141,11 @@ def test_batch_memory_is_reused_only_when_let_go(kind):
         # All batches but perhaps one (the thread that finished a batch may still hold it for a
         # moment when the next is made) came from the few pooled arrays.
         assert len(loader._memory.items) <= loader.prefetch + 3 < len(want) - 1 <= pooled
+
+
+def test_sample_rng_is_the_documented_default_rng():
+    from minialex.data import sample_rng
+    for seed, epoch, index in [(0, 0, 0), (3, 7, 12345), (1, 2, 2**40)]:
+        a, b = sample_rng(seed, epoch, index), np.random.default_rng([seed, epoch, index])
+        assert np.array_equal(a.integers(0, 1 << 30, 20), b.integers(0, 1 << 30, 20))
+        assert a.random() == b.random() and a.normal() == b.normal()
