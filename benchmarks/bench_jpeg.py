@@ -336,13 +336,9 @@ def main(argv=None):
           f"load average {os.getloadavg()[0]:.2f} at start; times: thread CPU time, best of {repeats}")
     for s in sets:
         paths = s.paths(n)
-        for path in paths:  # warm the page cache: we measure decoding, not the disk
-            with open(path, "rb") as f:
-                f.read()
-        sizes = np.array([Image.open(q).size for q in paths])
-        kb = np.mean([os.path.getsize(q) for q in paths]) / 1e3
-        print(f"\n## {s.name}: {s.root}, mean {sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, "
-              f"{kb:.0f} KB ({kb * 1e3 / sizes.prod(axis=1).mean():.2f} bytes/pixel), quality {s.quality}")
+        width, height, kb = bench_loader.describe_images(paths)  # reads each file once, too
+        print(f"\n## {s.name}: {s.root}, mean {width:.0f}x{height:.0f}, "
+              f"{kb:.0f} KB ({kb * 1e3 / (width * height):.2f} bytes/pixel), quality {s.quality}")
         if "a" in sections:
             section_quality(s, paths, repeats)
         if "b" in sections:

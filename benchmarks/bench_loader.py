@@ -90,35 +90,63 @@ def _photo_size(rng):
     return (short_side, long_side) if rng.random() < 0.25 else (long_side, short_side)
 
 
-def ensure_bench_images(root, n_images, n_classes, seed=0, workers=None):
-    """Write root/train/c<k>/<i>.JPEG once; later calls only check the marker."""
-    params = {"version": BENCH_VERSION, "images": n_images, "classes": n_classes, "seed": seed}
-    marker = os.path.join(root, MARKER)
-    if os.path.isfile(marker):
-        with open(marker) as f:
+def write_image_set(root, marker, params, n_images, n_classes, make_pixels, quality, what, workers=None):
+    """Write root/train/c<k>/img<i>.JPEG once, and return root.
+
+    ``make_pixels()`` returns ``pixels(i) -> uint8 (h, w, 3)``, the picture of image
+    ``i`` (called only when the set must be written), saved at ``quality``. The set is
+    written into a temporary folder that is renamed into place, with the marker file
+    holding ``params`` last; a later call with the same ``params`` only reads the marker.
+    """
+    marker_path = os.path.join(root, marker)
+    if os.path.isfile(marker_path):
+        with open(marker_path) as f:
             if json.load(f) == params:
                 return root
+    pixels = make_pixels()
     tmp = root + f".tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
 
     def write(i):
-        rng = np.random.default_rng([seed, i])
-        w, h = _photo_size(rng)
         d = os.path.join(tmp, "train", f"c{i % n_classes:02d}")
-        Image.fromarray(render_photo(rng, w, h)).save(os.path.join(d, f"img{i:05d}.JPEG"), quality=90)
+        Image.fromarray(pixels(i)).save(os.path.join(d, f"img{i:05d}.JPEG"), quality=quality)
 
-    print(f"writing {n_images} benchmark JPEGs to {root} (once) ...", flush=True)
+    print(f"writing {n_images} {what} to {root} (once) ...", flush=True)
     for k in range(n_classes):
         os.makedirs(os.path.join(tmp, "train", f"c{k:02d}"))
-    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # NumPy's FFT releases the GIL
+    # NumPy's FFT and Pillow's resize and encoder release the GIL
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         list(pool.map(write, range(n_images)))
-    with open(os.path.join(tmp, MARKER), "w") as f:
+    with open(os.path.join(tmp, marker), "w") as f:
         json.dump(params, f)
     if os.path.isdir(root):
         shutil.rmtree(root)
     os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
     os.replace(tmp, root)
     return root
+
+
+def ensure_bench_images(root, n_images, n_classes, seed=0, workers=None):
+    """The generated textures: root/train/c<k>/img<i>.JPEG, written once."""
+    params = {"version": BENCH_VERSION, "images": n_images, "classes": n_classes, "seed": seed}
+
+    def pixels(i):
+        rng = np.random.default_rng([seed, i])
+        w, h = _photo_size(rng)
+        return render_photo(rng, w, h)
+
+    return write_image_set(root, MARKER, params, n_images, n_classes, lambda: pixels, 90,
+                           "benchmark JPEGs", workers)
+
+
+def describe_images(paths):
+    """Read every file once (we measure decoding, not the disk) and return (mean width, mean
+    height, mean KB)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            f.read()
+    sizes = np.array([Image.open(p).size for p in paths])
+    return sizes[:, 0].mean(), sizes[:, 1].mean(), np.mean([os.path.getsize(p) for p in paths]) / 1e3
 
 
 def ensure_bench_shards(root, shard_size=128):
@@ -327,13 +355,8 @@ def bench_set(label, root, args, threads, sections):
     stats = load_or_compute_stats(ds, os.path.join(root, f"stats-{args.resize}.npz"), size=args.resize,
                                   max_images=128)
     tf = TrainTransform(stats, size_crop=args.crop, size_resize=args.resize)
-    for path in paths:  # warm the page cache: we measure decoding, not the disk
-        with open(path, "rb") as f:
-            f.read()
-    sizes = np.array([Image.open(p).size for p in paths])
-    kbytes = np.mean([os.path.getsize(p) for p in paths]) / 1e3
-    print(f"\n=== {label}: {len(paths)} JPEGs in {root}, mean {sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, "
-          f"{kbytes:.0f} KB ===")
+    width, height, kbytes = describe_images(paths)
+    print(f"\n=== {label}: {len(paths)} JPEGs in {root}, mean {width:.0f}x{height:.0f}, {kbytes:.0f} KB ===")
     nan = (float("nan"), float("nan"))
     rates = {}
 
@@ -402,7 +425,7 @@ def bench_set(label, root, args, threads, sections):
         rows = prepared_rates(tiny, small, [1], args.decoders[-1:], args.batch_size, args.rounds)
         gil = 1.0 / rows[("threads", 1, args.decoders[-1])]["cpu"]
         parent = rows[("processes", 1, args.decoders[-1])]["parent"]
-        print(f"\nthe same on 32 x 32 prepared images (28 px crops), where decoding and NumPy cost little:")
+        print("\nthe same on 32 x 32 prepared images (28 px crops), where decoding and NumPy cost little:")
         print(f"  threads: {gil * 1e3:.3f} ms of CPU per image, nearly all holding the GIL: threads cannot "
               f"pass about {1 / gil:.0f} img/s however many cores")
         print(f"  processes: the training process spends {parent * 1e3:.3f} ms per image (reading, hand-offs): "

@@ -17,11 +17,8 @@ root/train/c<k>/img<i>.JPEG, a marker json holding the parameters, written to
 a temporary folder that is renamed into place when complete.
 """
 
-import json
 import os
-import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -122,31 +119,13 @@ def photo_pixels(sources, seed, i):
 
 def ensure_photo_images(root, n_images, n_classes, seed=0, workers=None):
     """Write root/train/c<k>/img<i>.JPEG once; later calls only check the marker."""
+    import bench_loader  # here, not at the top: bench_loader imports this module
     params = {"version": PHOTO_VERSION, "images": n_images, "classes": n_classes, "seed": seed,
               "quality": PHOTO_QUALITY}
-    marker = os.path.join(root, MARKER)
-    if os.path.isfile(marker):
-        with open(marker) as f:
-            if json.load(f) == params:
-                return root
-    sources = load_sources()
-    tmp = root + f".tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
 
-    def write(i):
-        d = os.path.join(tmp, "train", f"c{i % n_classes:02d}")
-        Image.fromarray(photo_pixels(sources, seed, i)).save(
-            os.path.join(d, f"img{i:05d}.JPEG"), quality=PHOTO_QUALITY)
+    def make_pixels():
+        sources = load_sources()
+        return lambda i: photo_pixels(sources, seed, i)
 
-    print(f"writing {n_images} benchmark photographs to {root} (once) ...", flush=True)
-    for k in range(n_classes):
-        os.makedirs(os.path.join(tmp, "train", f"c{k:02d}"))
-    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # Pillow's resize and encode release the GIL
-        list(pool.map(write, range(n_images)))
-    with open(os.path.join(tmp, MARKER), "w") as f:
-        json.dump(params, f)
-    if os.path.isdir(root):
-        shutil.rmtree(root)
-    os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
-    os.replace(tmp, root)
-    return root
+    return bench_loader.write_image_set(root, MARKER, params, n_images, n_classes, make_pixels,
+                                        PHOTO_QUALITY, "benchmark photographs", workers)

@@ -11,6 +11,7 @@ and errors: docs/data.md, "Preparing the data once".
 
 import argparse
 import hashlib
+import importlib.metadata
 import io
 import json
 import multiprocessing
@@ -45,6 +46,15 @@ PLAN_NAME = "plan.json"        # in the partial folder: what is being made, to c
 JOURNAL_NAME = "journal.jsonl"  # in the partial folder: one line per finished, fsynced shard
 PLAN_VERSION = 1
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+def _minialex_version():
+    """The installed minialex's version, for the manifest (the package root is not imported from
+    here: imports flow downward)."""
+    try:
+        return importlib.metadata.version("minialex")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown"
 
 
 def _log_stderr(line):
@@ -388,8 +398,6 @@ def prepare(source, out, size=256, quality=DEFAULT_QUALITY, shard_size=1000, wor
     written (finished shards stay for the rerun), PrepareInterrupted on Ctrl-C.
     Summary keys: out, counts, shards, corrupt, resumed, up_to_date.
     """
-    from .. import __version__  # at call time: the package imports minialex.data
-
     log = log or _log_stderr
     skips = skips if skips is not None else SkipLog()
     _check_options(size, quality, shard_size, workers, seed)
@@ -464,7 +472,7 @@ def prepare(source, out, size=256, quality=DEFAULT_QUALITY, shard_size=1000, wor
             "prepared": {"size": size, "rule": RULE.format(size=size), "quality": quality, "format": "jpeg",
                          "subsampling": SUBSAMPLING, "source": _absolute(source),
                          "counts": counts, "corrupt": [c[0] for e in entries for c in e["corrupt"]],
-                         "pillow": Image.__version__, "minialex": __version__, "plan": digest},
+                         "pillow": Image.__version__, "minialex": _minialex_version(), "plan": digest},
         }
         write_text(os.path.join(partial, CLASSES_TXT), "".join(c + "\n" for c in src.classes))
         if src.synset:
