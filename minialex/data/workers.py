@@ -14,6 +14,7 @@ give the same batches bit for bit. What each kind costs, measured:
 docs/data.md, "The loader" and "Throughput".
 """
 
+import atexit
 import itertools
 import mmap
 import multiprocessing
@@ -33,6 +34,7 @@ from .sample import SampleLoader
 
 SHM_FOLDER = "/dev/shm"  # POSIX shared memory on Linux: files here live in RAM
 _names = itertools.count()
+_live = {}  # name -> SharedBatch not freed yet, freed at exit if a loader was never closed
 _worker = {}  # what a worker process holds, set once by _start_worker
 
 
@@ -78,6 +80,7 @@ class SharedBatch:
                                      f"threads, or give the machine more shared memory "
                                      f"(docker run --shm-size)") from None
         resource_tracker.register("/" + self.name, "shared_memory")
+        _live[self.name] = self
         self.images = np.frombuffer(m, np.float32, count=int(np.prod(self.shape))).reshape(self.shape)
 
     def done(self):
@@ -89,6 +92,7 @@ class SharedBatch:
         """Remove the file's name (the memory lives on while mapped); idempotent."""
         name, self.name = self.name, None
         if name is not None:
+            _live.pop(name, None)
             try:
                 os.unlink(os.path.join(SHM_FOLDER, name))
             except FileNotFoundError:
@@ -116,6 +120,14 @@ def _mapped_rows(name, shape):
                 pass
     maps[name] = m  # now the newest
     return np.frombuffer(m, np.float32, count=int(np.prod(shape))).reshape(shape)
+
+
+@atexit.register
+def _free_live_batches():
+    """At exit, remove the files of batches whose loader was never closed (otherwise the
+    resource tracker removes them, with a warning about leaked objects)."""
+    for batch in list(_live.values()):
+        batch.free()
 
 
 def _start_worker(dataset, transform, seed, decoder):

@@ -196,6 +196,10 @@ def run(argv, dataset_kind="imagenet", prog=None, session=None):
         except TrainingInterrupted as exc:
             exc.command = continue_command(exc.checkpoint, explicit, args, world)
             raise
+        finally:  # stops the loaders' threads or worker processes and frees their batches
+            for loader in (train_loader, val_loader):
+                if loader is not None:
+                    loader.close()
     last, best = history[-1], trainer.best
     top5 = f", val_top5_err {last['val_top5_err']:.2f}%" if "val_top5_err" in last else ""
     trainer.reporter.line(
@@ -226,7 +230,10 @@ def test_only(args, model, xp, arrays, meta, ckpt_path, train_set, val_set, what
     source = meta.get("description") or describe_checkpoint(ckpt_path, meta)  # an export says what it is
     trainer.reporter.line(f"minialex: evaluating {source} on {what}: {val_loader.num_samples} validation images"
                           f"{', ten crops each' if args.ten_crop else ''}")
-    result = trainer.evaluate()
+    try:
+        result = trainer.evaluate()
+    finally:
+        val_loader.close()
     top5 = f"  val_top5_err {result['val_top5_err']:.2f}%" if "val_top5_err" in result else ""
     trainer.reporter.line(f"val_loss {result['val_loss']:.4f}  val_top1_err {result['val_top1_err']:.2f}%{top5}  "
                           f"(chance val_top1_err {100 - 100 / len(train_set.classes):.1f}%)")

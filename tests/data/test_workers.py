@@ -114,3 +114,29 @@ def test_the_automatic_choice(sources, monkeypatch):
     assert not DataLoader(folder, tf, workers=8).processes  # auto falls back to threads
     with pytest.raises(ValueError, match="shared memory"):
         DataLoader(folder, tf, worker_kind="processes")
+
+
+def test_a_loader_never_closed_leaves_nothing_behind_at_exit(tmp_path):
+    """A script that exits with worker processes running: no shared-memory file stays, and the
+    resource tracker has nothing to warn about."""
+    import subprocess
+    import sys
+    root = tmp_path / "ds"
+    make_folder(root, per_class=4, special=False)
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys\n"
+        "from minialex.data import DataLoader, ImageFolder, TrainTransform\n"
+        "if __name__ == '__main__':\n"
+        f"    loader = DataLoader(ImageFolder({str(root)!r}, 'train'), TrainTransform(None, 20, 24),\n"
+        "                        batch_size=3, workers=2, worker_kind='processes')\n"
+        "    x, y = next(iter(loader))\n"
+        "    print(os.getpid(), x.shape)\n")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=repo))
+    assert proc.returncode == 0, proc.stderr
+    pid = proc.stdout.split()[0]
+    assert "(3, 3, 20, 20)" in proc.stdout
+    assert "leaked" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not [n for n in os.listdir(workers.SHM_FOLDER) if n.startswith(f"minialex-{pid}-")]
