@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from minialex.data import DataError, DataLoader, ImageFolder, dataset_fingerprint, ensure_synthetic_dataset  # noqa: E402
 from minialex.data.stats import subset_indices  # noqa: E402
 from minialex.interop.figure4 import draw_neighbours, features_key, nearest, training_features  # noqa: E402
-from minialex.models.architecture import forward_order  # noqa: E402
+from minialex.models.architecture import fc7_activation, forward_order  # noqa: E402
 from minialex.weights.checkpoint import CheckpointError  # noqa: E402
 from minialex.train.options import EXIT_USAGE, HelpFormatter, Parser, int_at_least, run_main  # noqa: E402
 from minialex.train.predict import Predictor  # noqa: E402
@@ -45,9 +45,10 @@ def build_parser():
     p.add_argument("--max-images", type=int_at_least(1), metavar="N",
                    help="search only N evenly spaced training images (every class stays); the features of "
                         "ImageNet's 1.28 M images would take 21 GB (default: all)")
-    p.add_argument("--layer", default="relu7", metavar="NAME",
-                   help="the layer whose output is compared (default relu7: fc7's activations, the paper's "
-                        "choice; pool5 or relu6 show what earlier layers find alike)")
+    p.add_argument("--layer", default=None, metavar="NAME",
+                   help="the layer whose output is compared (default fc7's activations, relu7 in the paper's "
+                        "net and tanh7 with --activation tanh: the paper's choice; pool5 or relu6 show what "
+                        "earlier layers find alike)")
     p.add_argument("-b", "--batch-size", type=int_at_least(1), default=64, metavar="N",
                    help="images per forward pass while computing the features (default 64)")
     p.add_argument("-j", "--workers", type=int_at_least(1, 256), default=min(4, os.cpu_count() or 1), metavar="N",
@@ -76,6 +77,8 @@ def run(argv):
         raise DataError(f"query image not found: {missing[0]}" + (f" (and {len(missing) - 1} more)"
                                                                   if len(missing) > 1 else ""))
     predictor = Predictor(args.checkpoint)
+    fc7 = fc7_activation(predictor.model.cfg)
+    args.layer = args.layer or fc7
     layers = forward_order(predictor.model.cfg)
     if args.layer not in layers:
         raise DataError(f"argument --layer: {args.layer!r} is no layer of this network; choose one of "
@@ -116,7 +119,7 @@ def run(argv):
         same = sum(n[3] for n in neighbours)
         print(f"{q}: " + ", ".join(f"{n[1]} ({n[2]:.3g})" for n in neighbours)
               + (f"  [{same} of {len(neighbours)} of its class]" if truth is not None else ""))
-    space = "fc7" if args.layer == "relu7" else args.layer
+    space = "fc7" if args.layer == fc7 else args.layer
     draw_neighbours(rows, args.out, space=space,
                     title=f"Figure 4 (right), {os.path.basename(predictor.path)}: the nearest training images "
                           f"in {space} space")

@@ -31,7 +31,8 @@ def test_importing_kernels_does_not_import_cupy():
     code = ("import sys, minialex, minialex.nn, minialex.nn.functional, minialex.nn.naive, minialex.models, "
             "minialex.optim, minialex.kernels.cuda.conv, minialex.kernels.cuda.pool, minialex.kernels.cuda.lrn, "
             "minialex.kernels.cuda.im2col, minialex.kernels.cuda.sgd, minialex.kernels.cuda.dropout, "
-            "minialex.kernels.cuda.relu, minialex.kernels.cuda.elementwise; "
+            "minialex.kernels.cuda.relu, minialex.kernels.cuda.tanh, minialex.kernels.cuda.sigmoid, "
+            "minialex.kernels.cuda.elementwise; "
             "assert 'cupy' not in sys.modules, 'cupy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

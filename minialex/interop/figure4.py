@@ -211,9 +211,10 @@ def features_key(weights_path, data_fingerprint, layer, transform):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def training_features(model, loader, cache_path, key, layer="relu7", progress=True):
+def training_features(model, loader, cache_path, key, layer=None, progress=True):
     """(features (N, F) float32, labels (N,) int64) of every sample of ``loader`` (in order, no
-    shuffling), from ``model.features(images, layer)`` in evaluation mode; read from
+    shuffling), from ``model.features(images, layer)`` in evaluation mode (``layer`` None: fc7's
+    activation, "relu7" in the paper's net, "tanh7" with --activation tanh); read from
     ``cache_path`` when it holds the same ``key``, else computed (with a progress bar) and written
     there. Returns also whether the cache was used."""
     if os.path.isfile(cache_path):
@@ -227,7 +228,7 @@ def training_features(model, loader, cache_path, key, layer="relu7", progress=Tr
     from .. import backend
     model.eval()
     feats, labels = [], []
-    bar = tqdm(total=loader.num_samples, desc=f"{layer} features of the training images", unit="img",
+    bar = tqdm(total=loader.num_samples, desc=f"{layer or 'fc7'} features of the training images", unit="img",
                disable=not progress, leave=False)
     for images, y in loader.epoch_iter(0):
         feats.append(backend.to_numpy(model.features(images, upto=layer)).reshape(len(images), -1).astype(np.float32))

@@ -58,10 +58,16 @@ def export_metadata(config, classes, names, preprocess, mean_rgb, source):
            "formula": "b = a / (k + alpha_on_sum * sum of a^2 over size channels) ** beta; PyTorch and ONNX "
                       "take alpha_per_size" + ("; windows stop at the boundary between the two columns' halves"
                                                if cfg.lrn_per_column else "; windows span all channels")}
+    if not cfg.lrn:  # --no-lrn: the network has no LRN layer, its constants mean nothing
+        lrn = {"present": False}
+    # The ablation switches in plain words, for a reader of the file (model_config says them too,
+    # where they differ from the paper's); docs/alexnet.md, "Switches".
+    switches = {"activation": cfg.activation, "lrn": cfg.lrn, "pool_size": cfg.pool_size,
+                "pool_stride": cfg.pool_stride, "dropout": cfg.dropout}
     listed = lambda values: None if values is None else list(values)  # noqa: E731
     return {"format": FORMAT, "model_config": json.dumps(cfg.to_dict()), "classes": json.dumps(listed(classes)),
             "names": json.dumps(listed(names)), "preprocess": json.dumps(pre), "lrn": json.dumps(lrn),
-            "source": str(source)}
+            "switches": json.dumps(switches), "source": str(source)}
 
 
 def meta_from_export(md, path):

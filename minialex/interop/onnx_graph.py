@@ -6,7 +6,8 @@ initialisers under their ``state_dict()`` names (``conv1.weight`` ...). Evaluati
 dropout nodes. ONNX's LRN divides alpha by the window size and spans all channels, so the
 paper's per-column LRN becomes Split -> LRN, LRN -> Concat with alpha multiplied by the size.
 
-``read_onnx`` accepts any graph that runs this network's layers in this order: minialex's own
+``read_onnx`` accepts any graph that runs this network's layers in this order (with the switches
+its layers show: Relu, Tanh or Sigmoid; LRN or none; any square max-pool): minialex's own
 exports (whose metadata gives back the config, classes and preprocessing) and Caffe's
 bvlc_alexnet as the ONNX model zoo publishes it (bvlcalexnet-12.onnx: initialisers
 conv1_w_0 ..., a Reshape before fc6, Dropout and Softmax nodes). A graph without minialex's
@@ -29,7 +30,10 @@ INPUT, OUTPUT = "input", "logits"
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged over its 256x256 pixels), in its BGR order.
 CAFFE_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 CAFFE_RESIZE = 256
-OP = {"conv": "Conv", "relu": "Relu", "lrn": "LRN", "pool": "MaxPool", "flatten": "Flatten", "linear": "Gemm"}
+OP = {"conv": "Conv", "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "lrn": "LRN", "pool": "MaxPool",
+      "flatten": "Flatten", "linear": "Gemm"}
+KIND = {op: kind for kind, op in OP.items()}
+KIND["Reshape"] = "flatten"  # Caffe's graph reshapes before fc6
 
 
 def _onnx(why):
@@ -69,12 +73,11 @@ def build_graph(config, state, metadata=None):
             nodes.append(helper.make_node("Gemm", [x, w, b], [out], name=row.name, transB=1))
         x = out
         for kind, name in layer.followers:
-            if kind == "relu":
-                nodes.append(helper.make_node("Relu", [x], [name], name=name))
-            elif kind == "pool":
+            if kind in architecture.ACTIVATIONS:  # Relu, Tanh or Sigmoid (the activation switch)
+                nodes.append(helper.make_node(OP[kind], [x], [name], name=name))
+            elif kind == "pool":  # any window and stride: the pool switch (3/2 in the paper)
                 nodes.append(helper.make_node("MaxPool", [x], [name], name=name,
-                                              kernel_shape=[architecture.POOL_KERNEL] * 2,
-                                              strides=[architecture.POOL_STRIDE] * 2))
+                                              kernel_shape=[cfg.pool_size] * 2, strides=[cfg.pool_stride] * 2))
             elif kind == "lrn":
                 _lrn_nodes(helper, numpy_helper, nodes, inits, x, name, cfg, row.width)
             elif kind == "dropout":
@@ -136,10 +139,13 @@ def _label(node):
     return f"{node.op_type} {node.name or node.output[0]!r}"
 
 
-def _pattern():
-    """The layer kinds AlexNet runs, in order, with their names (dropout: no node in inference)."""
+def _pattern(switches):
+    """The layer kinds AlexNet runs, in order, with their names (dropout: no node in inference),
+    for the switches (activation, lrn, pool) the graph was found to have."""
     kinds = []
-    for layer in architecture.layers(alexnet_config("tiny")):
+    # (the pools' window and stride change no kind; leaving them out keeps any size from failing here)
+    for layer in architecture.layers(alexnet_config("tiny", activation=switches["activation"],
+                                                    lrn=switches["lrn"])):
         if layer.flatten_before:
             kinds.append(("flatten", "flatten"))
         kinds.append((layer.row.kind, layer.row.name))
@@ -185,8 +191,7 @@ def _chain(graph, consts, data, path):
         elif t == "Softmax" and i == len(nodes) - 1:
             softmax, current = True, n.output[0]
         else:
-            kind = {"Conv": "conv", "Relu": "relu", "LRN": "lrn", "MaxPool": "pool", "Flatten": "flatten",
-                    "Reshape": "flatten", "Gemm": "linear"}.get(t)
+            kind = KIND.get(t)
             if kind is None:
                 raise _Refuse(f"{path} is not AlexNet's graph: node {n.name or n.output[0]!r} is a {t}, a layer "
                               "AlexNet has not")
@@ -199,8 +204,34 @@ def _chain(graph, consts, data, path):
     return ops, softmax
 
 
-def _check_pattern(ops, path):
-    want, got = _pattern(), [k for k, _, _ in ops]
+def _switches(ops, path):
+    """The switches the graph's own layers show (docs/alexnet.md, "Switches"): its activation
+    (one op for all seven), whether it has LRN, and its pools' window and stride (one for all
+    three, square, stride at most the window); anything else is refused in one line."""
+    acts = sorted({k for k, _, _ in ops if k in architecture.ACTIVATIONS})
+    if len(acts) > 1:
+        raise _Refuse(f"{path} is not AlexNet's graph: it mixes activations ({', '.join(OP[a] for a in acts)}); "
+                      "AlexNet uses one after every layer")
+    pools = []
+    for k, n, _ in ops:
+        if k == "pool":
+            a = _attrs(n)
+            kernel, strides = list(a.get("kernel_shape", [])), list(a.get("strides", [1, 1]))
+            if len(kernel) != 2 or kernel[0] != kernel[1] or len(strides) != 2 or strides[0] != strides[1]:
+                raise _Refuse(f"{path}: {_label(n)} is not a square max-pooling (kernel {kernel}, strides {strides})")
+            pools.append((int(kernel[0]), int(strides[0])))
+    if len(set(pools)) > 1:
+        raise _Refuse(f"{path}: its max-pools differ ({', '.join(f'{k}x{k}/{s}' for k, s in pools)}); AlexNet's "
+                      "three are alike")
+    size, stride = pools[0] if pools else (architecture.POOL_KERNEL, architecture.POOL_STRIDE)
+    if not 1 <= stride <= size:
+        raise _Refuse(f"{path}: its max-pools are {size}x{size}/{stride}, a stride above the window")
+    return dict(activation=acts[0] if acts else "relu", lrn=any(k == "lrn" for k, _, _ in ops),
+                pool_size=size, pool_stride=stride)
+
+
+def _check_pattern(ops, path, switches):
+    want, got = _pattern(switches), [k for k, _, _ in ops]
     for j, (kind, name) in enumerate(want):
         if j >= len(got) or got[j] != kind:
             found = f"layer {j + 1} is {OP[got[j]]}" if j < len(got) else f"it ends after {len(got)} layers"
@@ -255,12 +286,11 @@ def _linear(node, consts, path):
 
 
 def _pool_check(node, path):
+    """(end padding, ceil mode) of a max-pool whose window and stride _switches read already."""
     a = _attrs(node)
     pads = list(a.get("pads", [0, 0, 0, 0]))
-    if (list(a.get("kernel_shape", [])) != [architecture.POOL_KERNEL] * 2
-            or list(a.get("strides", [1, 1])) != [architecture.POOL_STRIDE] * 2
-            or any(d != 1 for d in a.get("dilations", [1, 1])) or pads[:2] != [0, 0] or pads[2] != pads[3]):
-        raise _Refuse(f"{path}: {_label(node)} is not AlexNet's overlapping 3x3/2 max-pooling "
+    if any(d != 1 for d in a.get("dilations", [1, 1])) or pads[:2] != [0, 0] or pads[2] != pads[3]:
+        raise _Refuse(f"{path}: {_label(node)} is not AlexNet's max-pooling (dilations, or padding at the start) "
                       f"(kernel {list(a.get('kernel_shape', []))}, strides {list(a.get('strides', [1, 1]))}, "
                       f"pads {pads})")
     return pads[2], bool(a.get("ceil_mode", 0))
@@ -325,16 +355,18 @@ def read_onnx(path, foreign_channel_order="BGR"):
         raise _Refuse(f"{path}: the graph takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
                       "AlexNet takes one image batch")
     ops, softmax = _chain(graph, consts, inputs[0].name, path)
-    _check_pattern(ops, path)
+    switches = _switches(ops, path)
+    _check_pattern(ops, path, switches)
 
     convs = [_conv(n, consts, path) for k, n, _ in ops if k == "conv"]
     linears = [_linear(n, consts, path) for k, n, _ in ops if k == "linear"]
     lrns = [(_attrs(n), cols) for k, n, cols in ops if k == "lrn"]
     pools = [_pool_check(n, path) for k, n, _ in ops if k == "pool"]
     flatten = next(n for k, n, _ in ops if k == "flatten")
-    if len({(tuple(sorted(a.items())), cols) for a, cols in lrns}) != 1:
+    if len({(tuple(sorted(a.items())), cols) for a, cols in lrns}) > 1:
         raise _Refuse(f"{path}: its two LRN layers differ ({lrns[0][0]} vs {lrns[1][0]})")
-    lrn, columns = lrns[0]
+    # without LRN (the lrn switch off) its constants are the paper's, which nothing reads
+    lrn, columns = lrns[0] if lrns else ({"size": 5, "alpha": 5e-4, "beta": 0.75, "bias": 2.0}, 2)
     size = int(lrn["size"])
     alpha, beta, bias = (_round(lrn.get(key, default)) for key, default in
                          (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
@@ -349,7 +381,7 @@ def read_onnx(path, foreign_channel_order="BGR"):
             # per column: the paper's convention (alpha on the sum); over all channels: Caffe's
             lrn_alpha=_round(alpha / size) if per_column else alpha,
             lrn_alpha_over_size=not per_column, lrn_per_column=per_column,
-            input_size=max(227, c1["kernel"]))  # a placeholder until the input size is fitted below
+            input_size=max(227, c1["kernel"]), **switches)  # a placeholder size until it is fitted below
     except ValueError as exc:
         raise _Refuse(f"{path}: its layer sizes make no AlexNet ({exc})") from None
     fan_in = linears[0]["w"].shape[1]
@@ -361,9 +393,17 @@ def read_onnx(path, foreign_channel_order="BGR"):
     if ours:
         extra, meta = meta_from_export(md, path)
         saved = AlexNetConfig.from_dict(meta["model_config"])
+        # The switches are in both (the graph's layers, the metadata's config): they must agree.
+        differ = [f"{k} {getattr(saved, k)} vs {v}" for k, v in switches.items() if getattr(saved, k) != v]
+        if differ:
+            raise _Refuse(f"{path}: its metadata and its graph differ in the switches (metadata vs graph): "
+                          + ", ".join(differ))
+        lrn_fields = {} if saved.lrn else dict(lrn_size=cfg.lrn_size, lrn_k=cfg.lrn_k, lrn_beta=cfg.lrn_beta,
+                                               lrn_per_column=cfg.lrn_per_column)  # no LRN: nothing to compare
         same = (replace(saved, input_size=cfg.input_size, lrn_alpha=cfg.lrn_alpha, dropout=cfg.dropout,
-                        init_std=cfg.init_std, lrn_alpha_over_size=cfg.lrn_alpha_over_size) == cfg
-                and abs(saved.lrn_alpha_on_sum - cfg.lrn_alpha_on_sum) <= 1e-6 * cfg.lrn_alpha_on_sum)
+                        init_std=cfg.init_std, lrn_alpha_over_size=cfg.lrn_alpha_over_size, **lrn_fields) == cfg
+                and (not saved.lrn
+                     or abs(saved.lrn_alpha_on_sum - cfg.lrn_alpha_on_sum) <= 1e-6 * cfg.lrn_alpha_on_sum))
         if not same or saved.fc6_inputs != fan_in:
             raise _Refuse(f"{path}: its metadata describes another network than its graph")
         cfg = saved
@@ -386,12 +426,13 @@ def read_onnx(path, foreign_channel_order="BGR"):
             problems.append(f"{row.name} has group {c['group']}, AlexNet's {layer.groups}")
     for (pad_end, ceil), layer in zip(pools, [l for l in table if "pool" in l.row.then]):
         side = layer.out_side
-        plain = (side - architecture.POOL_KERNEL) // architecture.POOL_STRIDE + 1
-        span = side + pad_end - architecture.POOL_KERNEL
-        padded = (-(-span // architecture.POOL_STRIDE) if ceil else span // architecture.POOL_STRIDE) + 1
+        k, st = cfg.pool_size, cfg.pool_stride
+        plain = (side - k) // st + 1
+        span = side + pad_end - k
+        padded = (-(-span // st) if ceil else span // st) + 1
         if padded != plain:  # extra end padding that a window reads: not minialex's pooling
             problems.append(f"the pool after {layer.row.name} gives {padded} outputs from {side} (padding or "
-                            f"ceil mode), AlexNet's 3x3/2 pooling {plain}")
+                            f"ceil mode), AlexNet's {k}x{k}/{st} pooling {plain}")
     if problems:
         raise _Refuse(f"{path} is not this AlexNet: " + "; ".join(problems))
     _flatten_check(flatten, consts, path, cfg.fc6_inputs)

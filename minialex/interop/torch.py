@@ -1,5 +1,6 @@
 """The same network as a torch.nn.Module, built from the one table in
-minialex/models/architecture.py (never a second copy of the architecture): grouped convolutions
+minialex/models/architecture.py (never a second copy of the architecture), the switches included
+(nn.ReLU, nn.Tanh or nn.Sigmoid; LRN or none; the pools' window and stride): grouped convolutions
 where a layer reads its own column, the per-column LRN with PyTorch's alpha convention (alpha
 divided by the window size), and the parameter names of minialex's ``state_dict()``, so the
 weights move both ways unchanged. PyTorch is imported when a function here is called; without
@@ -84,8 +85,10 @@ def _module_classes():
                 x = getattr(self, name)(x)
             return x
 
-        def features(self, x, upto="relu7"):
-            """The output of layer ``upto`` (a name of ``order``), as minialex's AlexNet.features."""
+        def features(self, x, upto=None):
+            """The output of layer ``upto`` (a name of ``order``; None: fc7's activation, "relu7" in the
+            paper's net), as minialex's AlexNet.features."""
+            upto = architecture.fc7_activation(self.cfg) if upto is None else upto
             if upto not in self.order:
                 raise ValueError(f"no layer {upto!r}; the layers are {', '.join(self.order)}")
             for name in self.order[:self.order.index(upto) + 1]:
@@ -97,10 +100,13 @@ def _module_classes():
 
 
 def _follower(nn, column_lrn, cfg, kind):
-    if kind == "relu":
-        return nn.ReLU()
+    # The switches (docs/alexnet.md, "Switches") all have a PyTorch layer: the activation is
+    # nn.ReLU, nn.Tanh or nn.Sigmoid, a network without LRN has no lrn children (the table says
+    # so), and the pools take the config's window and stride.
+    if kind in ("relu", "tanh", "sigmoid"):
+        return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[kind]()
     if kind == "pool":
-        return nn.MaxPool2d(architecture.POOL_KERNEL, architecture.POOL_STRIDE)
+        return nn.MaxPool2d(cfg.pool_size, cfg.pool_stride)
     if kind == "dropout":
         return nn.Dropout(cfg.dropout)  # inverted dropout, as minialex's: the identity in eval mode
     if kind == "lrn":
@@ -145,10 +151,27 @@ def from_minialex(model, dtype=None):
     return load_state(build_module(model.cfg, dtype=dtype), model.state_dict())
 
 
+SWITCH_FIELDS = ("activation", "lrn", "pool_size", "pool_stride")
+
+
 def to_minialex(state, config, dtype=np.float32, **build):
-    """A minialex AlexNet of ``config`` holding a PyTorch ``state_dict`` (tensors or arrays)."""
+    """A minialex AlexNet of ``config`` holding a PyTorch ``state_dict`` (tensors or arrays), or
+    the weights of a module ``build_module`` made.
+
+    A module records its switches (its ``cfg``): they must be ``config``'s, or a ValueError in
+    one line names them. A bare state_dict cannot say them (the activation and LRN change no
+    weight's shape, and 2/2 pooling does not at 224 px), so ``config`` decides."""
+    cfg = _config(config)
+    if hasattr(state, "state_dict") and hasattr(state, "cfg"):  # a TorchAlexNet
+        theirs = state.cfg
+        differ = [f"{k} {getattr(theirs, k)} vs {getattr(cfg, k)}" for k in SWITCH_FIELDS
+                  if getattr(theirs, k) != getattr(cfg, k)]
+        if differ:
+            raise ValueError("to_minialex: the module was built with other switches than the config "
+                             "(module vs config): " + ", ".join(differ))
+        state = state.state_dict()
     arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
-    return AlexNet.from_config(_config(config), dtype=dtype, **build).load_state_dict(arrays).eval()
+    return AlexNet.from_config(cfg, dtype=dtype, **build).load_state_dict(arrays).eval()
 
 
 def load_safetensors(path, dtype=None):

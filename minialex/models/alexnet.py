@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 
 from .. import backend
-from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from ..nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sigmoid, Tanh
 from ..nn.module import Module, describe
 from ..parallel.two_column import TwoColumns
 from . import architecture
@@ -30,7 +30,7 @@ def _float_dtype(dtype):
 
 class LayerMaker:
     """Builds the layers of one network from the table's Layers: the paper's initialisation
-    from per-layer generators, the config's LRN constants and dropout rate."""
+    from per-layer generators, the config's activation, LRN constants, pooling and dropout rate."""
 
     def __init__(self, cfg, seed, dtype, input_grad):
         self.cfg, self.seed, self.dtype, self.input_grad = cfg, int(seed), dtype, input_grad
@@ -59,16 +59,21 @@ class LayerMaker:
         return Linear(in_maps, out_width, init_std=cfg.init_std, init_bias=row.init_bias, rng=rng, dtype=self.dtype)
 
     def follower(self, kind, lrn_groups):
-        """ReLU, LRN (windows stop at the boundary of ``lrn_groups`` blocks), max-pool or Flatten."""
+        """The activation (ReLU, Tanh, Sigmoid), LRN (windows stop at the boundary of ``lrn_groups``
+        blocks), max-pool or Flatten."""
         cfg = self.cfg
         if kind == "relu":
             return ReLU(inplace=True)  # its input, a conv or fc output, is needed by no one else
+        if kind == "tanh":  # the saturating units of the paper's comparison (section 3.1, Figure 1)
+            return Tanh()
+        if kind == "sigmoid":
+            return Sigmoid()
         if kind == "lrn":
             # LocalResponseNorm takes the paper's alpha, the one on the plain sum of squares; a
             # config written in Caffe's convention (alpha / size) is converted here.
             return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha_on_sum, cfg.lrn_beta, cfg.lrn_k, groups=lrn_groups)
         if kind == "pool":
-            return MaxPool2d(architecture.POOL_KERNEL, architecture.POOL_STRIDE)
+            return MaxPool2d(cfg.pool_size, cfg.pool_stride)  # 3/2 overlapping in the paper
         if kind == "flatten":
             return Flatten()  # (N, C, S, S) -> (N, C*S*S), channel-major like PyTorch
         raise ValueError(f"unknown layer kind {kind!r}")
@@ -158,7 +163,8 @@ class AlexNet(Module):
       conv1 skips it and ``backward`` returns None; pass True for saliency maps.
 
     ``forward(x)``: x (N, C, S, S) -> logits (N, num_classes).
-    ``features(x, upto="relu7")``: the output of one layer, e.g. the fc7 features of Figure 4.
+    ``features(x, upto=None)``: the output of one layer; by default fc7's activation ("relu7" in
+    the paper's net, "tanh7" with activation="tanh"), the features of Figure 4.
     ``backward(dlogits)``: dlogits (N, num_classes) -> dx (N, C, S, S) or None, and adds
     every parameter's gradient into ``param.grad``.
     """
@@ -240,17 +246,18 @@ class AlexNet(Module):
         them across processes there, while backward goes on below."""
         return self.placement.backward(self, dlogits, grads_ready)
 
-    def features(self, x, upto="relu7"):
+    def features(self, x, upto=None):
         """What layer ``upto`` outputs for x (N, C, S, S), running only the layers up to it.
 
-        ``upto`` is any name of ``architecture.forward_order``: ``"relu7"`` (the default) is the
-        last hidden layer's activation, the 4096 numbers per image whose Euclidean distances the
-        paper's Figure 4 compares; ``"pool5"`` the last conv maps; ``"fc8"`` the logits. With two
-        columns the halves are joined on column A's device, A's maps (or units) first, so the
-        result is the single-device network's. In evaluation mode nothing is random; in training
+        ``upto`` is any name of ``architecture.forward_order``. The default, None, is fc7's
+        activation (``"relu7"``; ``"tanh7"`` with activation="tanh"), the last hidden layer: the
+        4096 numbers per image whose Euclidean distances the paper's Figure 4 compares; ``"pool5"``
+        the last conv maps; ``"fc8"`` the logits. With two columns the halves are joined on column
+        A's device, A's maps (or units) first, so the result is the single-device network's. In evaluation mode nothing is random; in training
         mode dropout draws its masks as in ``forward``.
         """
         names = architecture.forward_order(self.cfg)
+        upto = architecture.fc7_activation(self.cfg) if upto is None else upto
         if upto not in names:
             raise ValueError(f"AlexNet.features: no layer {upto!r}; the layers are {', '.join(names)}")
         self._check_input(x)

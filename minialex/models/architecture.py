@@ -13,21 +13,27 @@ network exchanges activations.
 from collections import namedtuple
 
 IMAGE, OWN, BOTH = "image", "own", "both"
-POOL_KERNEL, POOL_STRIDE = 3, 2  # overlapping pooling (section 3.4), after conv1, conv2 and conv5
+# The paper's overlapping pooling (section 3.4), after conv1, conv2 and conv5: 3x3 windows, stride 2.
+# A config may choose another window and stride (cfg.pool_size, cfg.pool_stride; 2/2 is the
+# paper's non-overlapping comparison); these are the defaults.
+POOL_KERNEL, POOL_STRIDE = 3, 2
+ACTIVATIONS = ("relu", "tanh", "sigmoid")  # cfg.activation: the paper's ReLU (section 3.1) or a saturating one
 
 Row = namedtuple("Row", "name kind width kernel stride padding reads init_bias then")
 Row.__doc__ = """One weight layer: ``width`` output maps or units (both columns together);
 kernel/stride/padding for convolutions; which maps it ``reads``; its initial bias; and the
-layers that ``then`` follow it ("relu", "lrn", "pool", "dropout"), in order."""
+layers that ``then`` follow it (the activation, "relu", "tanh" or "sigmoid"; "lrn", "pool",
+"dropout"), in order."""
 
 
 def rows(cfg):
-    """The table, for one configuration (sizes vary by preset; the pattern does not)."""
+    """The table, for one configuration (sizes vary by preset; the pattern only by the switches:
+    ``cfg.activation`` takes every ReLU's place and ``cfg.lrn=False`` drops the two LRN layers)."""
     c1, c2, c3, c4, c5 = cfg.channels
     fc, k1, s1, p1 = cfg.fc_width, cfg.conv1_kernel, cfg.conv1_stride, cfg.conv1_padding
     # The paper's biases (section 5): 1 in conv2, conv4, conv5, fc6 and fc7, which "accelerates the
     # early stages of learning by providing the ReLUs with positive inputs"; 0 elsewhere.
-    return (
+    table = (
         #    name     kind      width            kernel stride padding reads  bias  what follows
         Row("conv1", "conv", c1, k1, s1, p1, IMAGE, 0.0, ("relu", "lrn", "pool")),
         Row("conv2", "conv", c2, 5, 1, 2, OWN, 1.0, ("relu", "lrn", "pool")),
@@ -38,10 +44,17 @@ def rows(cfg):
         Row("fc7", "linear", fc, None, None, None, BOTH, 1.0, ("relu", "dropout")),
         Row("fc8", "linear", cfg.num_classes, None, None, None, BOTH, 0.0, ()),
     )
+    # The switches (docs/alexnet.md, "Switches"). The table above is the paper's; an ablation only
+    # renames the activations (relu1 becomes tanh1) and drops lrn1 and lrn2; no weight changes shape.
+    act = cfg.activation
+    return tuple(row._replace(then=tuple(act if kind == "relu" else kind for kind in row.then
+                                         if cfg.lrn or kind != "lrn"))
+                 for row in table)
 
 
-# The name of a layer that follows weight layer k: relu1, lrn1, pool1, ..., drop7.
-FOLLOWER_PREFIX = {"relu": "relu", "lrn": "lrn", "pool": "pool", "dropout": "drop"}
+# The name of a layer that follows weight layer k: relu1, lrn1, pool1, ..., drop7 (tanh1 ... with
+# activation="tanh").
+FOLLOWER_PREFIX = dict({a: a for a in ACTIVATIONS}, lrn="lrn", pool="pool", dropout="drop")
 
 Layer = namedtuple("Layer", "row index in_maps in_side out_side pooled_side groups weight params macs "
                             "flatten_before followers column_in_maps exchange_before")
@@ -59,8 +72,8 @@ def conv_side(side, kernel, stride, padding):
     return (side + 2 * padding - kernel) // stride + 1
 
 
-def pool_side(side):
-    return (side - POOL_KERNEL) // POOL_STRIDE + 1
+def pool_side(side, kernel=POOL_KERNEL, stride=POOL_STRIDE):
+    return (side - kernel) // stride + 1
 
 
 def layers(cfg):
@@ -72,7 +85,7 @@ def layers(cfg):
         groups = 2 if row.reads == OWN else 1
         if row.kind == "conv":
             out_side = conv_side(side, row.kernel, row.stride, row.padding)
-            pooled = pool_side(out_side) if "pool" in row.then else None
+            pooled = pool_side(out_side, cfg.pool_size, cfg.pool_stride) if "pool" in row.then else None
             weight = (row.width, maps // groups, row.kernel, row.kernel)
             macs = out_side * out_side * row.width * (maps // groups) * row.kernel * row.kernel
             out.append(Layer(row, index, maps, side, out_side, pooled, groups, weight,
@@ -93,6 +106,11 @@ def layers(cfg):
 def weight_names(cfg):
     """conv1, ..., fc8: the weight layers in order."""
     return tuple(row.name for row in rows(cfg))
+
+
+def fc7_activation(cfg):
+    """The name of fc7's activation, the last hidden layer (Figure 4's features): "relu7" in the paper."""
+    return f"{cfg.activation}7"
 
 
 def forward_order(cfg):

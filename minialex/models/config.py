@@ -16,9 +16,12 @@ PAPER_CHANNELS = (96, 256, 384, 384, 256)
 class AlexNetConfig:
     """Everything that decides the network's layers and parameter shapes.
 
-    The layer pattern itself is fixed, in the table of architecture.py (five
-    convolutions, LRN after conv1 and conv2, 3x3/2 max-pools after conv1, conv2
-    and conv5, three fully connected layers, two columns); only sizes vary.
+    The layer pattern is the table of architecture.py (five convolutions, LRN after conv1
+    and conv2, 3x3/2 max-pools after conv1, conv2 and conv5, three fully connected layers,
+    two columns); presets vary the sizes. The paper's ablations are switches whose defaults
+    are the paper's network (docs/alexnet.md, "Switches"): ``activation`` (relu, tanh,
+    sigmoid), ``lrn`` (off drops lrn1 and lrn2), ``pool_size``/``pool_stride`` (3/2
+    overlapping, 2/2 not) and ``dropout`` (0 turns it off).
 
     Seed, dtype and devices are *not* part of it: they say how to build or
     where to run a network, not which network it is.
@@ -45,6 +48,11 @@ class AlexNetConfig:
     # True: each column normalises its own half of the maps (the paper's two GPUs); False: one
     # window slides over all the channels, as in Caffe, and the net runs on one device only.
     lrn_per_column: bool = True
+    # The paper's ablations (docs/alexnet.md, "Switches"); the defaults are the paper's network.
+    activation: str = "relu"  # after every conv and fc6, fc7: "relu" (section 3.1), "tanh" or "sigmoid"
+    lrn: bool = True  # LRN after conv1 and conv2 (section 3.3); False removes both layers
+    pool_size: int = 3  # max-pool window and stride after conv1, conv2, conv5: 3/2 overlaps (section 3.4),
+    pool_stride: int = 2  # 2/2 is the "traditional" non-overlapping pooling it is compared with
 
     def __post_init__(self):
         # Accept lists (what JSON gives back) but store a tuple, so configs stay hashable.
@@ -71,7 +79,16 @@ class AlexNetConfig:
             problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.lrn_size < 1 or self.lrn_size % 2 == 0:
             problems.append(f"lrn_size must be a positive odd number, got {self.lrn_size}")
-        for name in ("lrn_alpha_over_size", "lrn_per_column"):
+        if self.activation not in architecture.ACTIVATIONS:
+            problems.append(f"activation must be one of {', '.join(architecture.ACTIVATIONS)}, got {self.activation!r}")
+        if not (isinstance(self.pool_size, int) and isinstance(self.pool_stride, int)
+                and 1 <= self.pool_stride <= self.pool_size):
+            # a stride above the window would skip pixels that no window sees
+            problems.append(f"pool_size and pool_stride must be integers with 1 <= pool_stride <= pool_size, "
+                            f"got {self.pool_size!r} and {self.pool_stride!r}")
+        elif self.pool_size * self.pool_size > 256:  # MaxPool2d's argmax is a uint8 offset
+            problems.append(f"pool_size={self.pool_size} makes windows of more than 256 elements")
+        for name in ("lrn_alpha_over_size", "lrn_per_column", "lrn"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not problems:
@@ -95,18 +112,20 @@ class AlexNetConfig:
 
     # -- derived sizes: all from the one table in architecture.py ------------------
     def _size_problems(self):
-        """A line if some layer's input is smaller than its window (the input is too small)."""
+        """A line if some layer's input is smaller than its window (the input is too small), the
+        pools' windows (``pool_size``) included."""
         for layer in architecture.layers(self):
             row = layer.row
             if row.kind != "conv":
                 continue
             padded = layer.in_side + 2 * row.padding
             if padded < row.kernel or layer.out_side < 1 or (
-                    layer.pooled_side is not None and layer.out_side < architecture.POOL_KERNEL):
+                    layer.pooled_side is not None and layer.out_side < self.pool_size):
                 sides = [(l.row.name, l.pooled_side or l.out_side) for l in architecture.layers(self)
                          if l.row.kind == "conv"]
                 return [f"input_size={self.input_size} is too small for {row.name} (kernel {row.kernel}, "
-                        f"stride {row.stride}, padding {row.padding}) and the 3x3 max-pools: sides after "
+                        f"stride {row.stride}, padding {row.padding}) and the {self.pool_size}x{self.pool_size}/"
+                        f"{self.pool_stride} max-pools: sides after "
                         "each conv (and its pool) would be " + ", ".join(f"{n} {s}" for n, s in sides)]
         return []
 
@@ -152,13 +171,14 @@ class AlexNetConfig:
     def to_dict(self):
         """Plain values only (channels as a list), ready for JSON or a checkpoint.
 
-        The two LRN switches added for the caffe preset are written only when they differ
-        from the paper's choice, so the dict of every network that existed before them (and
-        so the config stored in its checkpoints) is unchanged and compares equal.
+        The switches added after the first checkpoints (the two LRN conventions of the caffe
+        preset, the ablations) are written only when they differ from the paper's choice, so
+        the dict of every network that existed before them (and so the config stored in its
+        checkpoints) is unchanged and compares equal; from_dict gives a missing one the paper's.
         """
         d = asdict(self)
         d["channels"] = list(self.channels)
-        for name, paper in _PAPER_LRN_SWITCHES.items():
+        for name, paper in _PAPER_SWITCHES.items():
             if d[name] == paper:
                 del d[name]
         return d
@@ -173,7 +193,8 @@ class AlexNetConfig:
         return cls(**d)
 
 
-_PAPER_LRN_SWITCHES = {"lrn_alpha_over_size": False, "lrn_per_column": True}
+_PAPER_SWITCHES = {"lrn_alpha_over_size": False, "lrn_per_column": True,
+                   "activation": "relu", "lrn": True, "pool_size": 3, "pool_stride": 2}
 
 
 def scale_channels(channels, width):

@@ -22,9 +22,11 @@ from .module import Module, Parameter
 from .pool import MaxPool2d
 from .relu import ReLU
 from .sequential import Sequential
+from .sigmoid import Sigmoid
+from .tanh import Tanh
 
 __all__ = [
     "Module", "Parameter", "Conv2d", "MaxPool2d", "LocalResponseNorm", "ReLU", "Dropout",
     "Linear", "Flatten", "Sequential", "SoftmaxCrossEntropy", "log_softmax", "softmax", "dropout_mask",
-    "reference", "functional", "naive", "MaskKey",
+    "reference", "functional", "naive", "MaskKey", "Tanh", "Sigmoid",
 ]

@@ -7,7 +7,8 @@ reference scripts (-b, --lr, --wd, -j, --resume, --output-dir, --test-only).
 import argparse
 
 from .build import PAPER_MIN_SIDE, SMALL_MIN_SIDE
-from .config import FIXED, MODELS, RECIPES, RESUME_HELP
+from ..models.architecture import ACTIVATIONS
+from .config import FIXED, MODELS, POOLS, RECIPES, RESUME_HELP
 from .errors import UsageError
 from .options import HelpFormatter, Parser, int_at_least, number_in
 
@@ -98,6 +99,26 @@ def build_parser(dataset_kind, prog=None):
         model.add_argument("--ten-crop", action="store_true",
                            help="validate on ten patches per image (four corners, centre and their mirror "
                                 "images, softmax averaged), the paper's test procedure")
+
+    # The paper's ablations, one switch each (docs/alexnet.md, "Switches"); the defaults are the
+    # paper's choices. Each defines the run: recorded in args.json and the checkpoint, refused on
+    # --resume with another value, and on --weights the file's network's unless given.
+    sw = p.add_argument_group("switches (the paper's ablations; defaults are the paper's network)")
+    sw.add_argument("--activation", choices=ACTIVATIONS,
+                    help="the nonlinearity after every conv layer and fc6, fc7: relu (section 3.1), or the "
+                         f"saturating tanh or sigmoid it is compared with (default {FIXED['activation']})")
+    sw.add_argument("--lrn", action=argparse.BooleanOptionalAction,
+                    help="local response normalization after conv1 and conv2 (section 3.3); --no-lrn removes "
+                         "both layers (default on)")
+    sw.add_argument("--pool", choices=POOLS,
+                    help="window/stride of the max-pools after conv1, conv2 and conv5: 3/2 overlapping "
+                         f"(section 3.4), 2/2 not overlapping (default {FIXED['pool']})")
+    sw.add_argument("--dropout", type=number_in(0, 1, high_open=True), metavar="P",
+                    help="dropout probability of fc6 and fc7, in [0, 1) (section 4.2); 0 turns dropout off "
+                         f"(default {FIXED['dropout']:g})")
+    sw.add_argument("--lighting", action=argparse.BooleanOptionalAction,
+                    help="PCA lighting, the random colour offsets of section 4.1; --no-lighting keeps only the "
+                         "random crops and mirror images (default on)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int_at_least(1), metavar="N",

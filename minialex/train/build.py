@@ -109,10 +109,12 @@ def choose_model(given, meta, saved_model, kind, train_set):
     return model_for_images(side), side, True
 
 
-def build_model(model_name, config, classes, crop_size, seed, devices, xp):
+def build_model(model_name, config, classes, crop_size, seed, devices, xp, switches=None):
     """The network on its devices: from a checkpoint's ``config`` when given (its architecture,
     this data's classes and crop), else the preset ``model_name``. ``devices``: one id, or two
-    for the paper's two columns."""
+    for the paper's two columns. ``switches``: AlexNetConfig fields of the switch flags
+    (config.switch_fields: activation, lrn, pool_size, pool_stride, dropout), which override both."""
+    switches = dict(switches or {})
     two = len(devices) == 2
     spec = config or PRESETS.get("imagenet" if model_name == "paper" else model_name, PRESETS["imagenet"]).to_dict()
     if two and spec.get("lrn_per_column", True) is False:
@@ -122,13 +124,16 @@ def build_model(model_name, config, classes, crop_size, seed, devices, xp):
     build = dict(seed=seed, devices=devices if two else None)
     try:
         if config:
-            model = AlexNet.from_config(dict(config, num_classes=len(classes), input_size=crop_size), **build)
+            model = AlexNet.from_config(dict(config, num_classes=len(classes), input_size=crop_size, **switches),
+                                        **build)
         else:
             model = AlexNet(len(classes), preset="imagenet" if model_name == "paper" else model_name,
-                            input_size=crop_size, **build)
+                            input_size=crop_size, **switches, **build)
     except ValueError as exc:
+        pool = switches.get("pool_size"), switches.get("pool_stride")
+        also = f" with --pool {pool[0]}/{pool[1]}" if None not in pool and pool != (3, 2) else ""
         raise UsageError(f"--model {model_name} does not fit {crop_size}x{crop_size} crops "
-                         f"(--crop-size): {exc}") from None
+                         f"(--crop-size){also}: {exc}") from None
     if two:
         model.to(xp)  # each column to its own device
     else:
@@ -177,7 +182,9 @@ def loaders(cfg, stats, train_set, val_set, world, skips, global_batch, train=Tr
                   max_images=cfg.max_images, share=share, skips=skips)
     train_loader = None
     if train:
-        train_tf = TrainTransform(stats, size_crop=cfg.crop_size, size_resize=cfg.resize_size)
+        # --no-lighting: no PCA colour offsets (section 4.1's second augmentation), crops and flips only
+        lighting = {} if getattr(cfg, "lighting", True) else {"lighting_std": 0.0}
+        train_tf = TrainTransform(stats, size_crop=cfg.crop_size, size_resize=cfg.resize_size, **lighting)
         train_loader = DataLoader(train_set, train_tf, batch_size=global_batch if share else cfg.batch_size,
                                   shuffle=True, drop_last=False, **common)
     val_batch = max(1, cfg.batch_size // 10) if cfg.ten_crop else cfg.batch_size

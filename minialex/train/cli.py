@@ -26,7 +26,7 @@ from ..weights import CheckpointError, check_resumable, describe_checkpoint, fin
 from ..weights import load_start_weights, load_weights, split_state
 from . import build, distributed
 from .arguments import build_parser, parse_devices
-from .config import FIXED, RUN_KEYS, check_combinations, check_resume, resolve
+from .config import FIXED, RUN_KEYS, check_combinations, check_resume, resolve, switch_fields
 from .distributed import PeerFailed, Session
 from .errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, NonFiniteLossError, TrainingFailed, TrainingInterrupted,
                      UsageError, WeightsDivergedError)
@@ -96,6 +96,7 @@ def run(argv, dataset_kind="imagenet", prog=None, session=None):
     script = "cifar10" if dataset_kind == "cifar10" else "folder"
     args = build_parser(dataset_kind, prog).parse_args(argv)
     explicit = {k for k, v in vars(args).items() if v is not None and v is not False}
+    explicit |= {k for k in ("lrn", "lighting") if getattr(args, k) is False}  # --no-lrn, --no-lighting
     args.ten_crop = getattr(args, "ten_crop", False)  # (options the CIFAR script does not have)
     args.on_corrupt = getattr(args, "on_corrupt", None)
     check_combinations(args, explicit)
@@ -112,7 +113,9 @@ def run(argv, dataset_kind="imagenet", prog=None, session=None):
     train_set, val_set, kind = build.datasets(args.data, script, world)
     classes = list(train_set.classes)
     args.model, side, chosen = build.choose_model(args.model, meta, (ckpt_args or {}).get("model"), kind, train_set)
-    resolve(args, explicit, ckpt_args, (meta.get("preprocess") if args.weights else None), args.model)
+    from_file = meta is not None and "model" not in explicit and meta.get("model_config")
+    resolve(args, explicit, ckpt_args, (meta.get("preprocess") if args.weights else None), args.model,
+            meta["model_config"] if from_file else None)
     schedule_flags = set()
     if args.resume and not args.test_only:
         schedule_flags = check_resume(args, explicit, ckpt_args, meta, ckpt_path, world.size)
@@ -135,9 +138,8 @@ def run(argv, dataset_kind="imagenet", prog=None, session=None):
     replace = args.output_dir is not None and check_output_dir(args.output_dir, ckpt_path if args.resume else None,
                                                                args.overwrite)
 
-    from_file = meta is not None and "model" not in explicit and meta.get("model_config")
     model = build.build_model(args.model, meta["model_config"] if from_file else None, classes, args.crop_size,
-                              args.seed, devices, xp)
+                              args.seed, devices, xp, switch_fields(args))
     if args.weights:
         load_start_weights(model, arrays, meta, ckpt_path, classes, args.reset_classifier)
     elif args.resume:

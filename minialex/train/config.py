@@ -37,12 +37,35 @@ MODELS = tuple(RECIPES)
 # its plateau schedule, and this tool's own defaults.
 FIXED = {"backend": "numpy", "devices": "0", "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "plateau",
          "lr_step_size": 30, "workers": min(4, os.cpu_count() or 1), "worker_kind": "auto", "seed": 0, "stats_images": 20000,
-         "on_corrupt": "skip", "print_freq": 10, "max_images": None, "timeout": 1800.0}
+         "on_corrupt": "skip", "print_freq": 10, "max_images": None, "timeout": 1800.0,
+         # the paper's ablations (docs/alexnet.md, "Switches"): its own choices by default
+         "activation": "relu", "lrn": True, "pool": "3/2", "dropout": 0.5, "lighting": True}
+
+# The switches of the network (SWITCH_KEYS; AlexNetConfig fields, pool split into its window and
+# stride) and of the data (lighting: the PCA colour augmentation of section 4.1).
+SWITCH_KEYS = ("activation", "lrn", "pool", "dropout")
+POOLS = ("3/2", "2/2")
+
+
+def switch_fields(args):
+    """The AlexNetConfig fields the switch flags give: activation, lrn, pool_size, pool_stride, dropout."""
+    size, stride = (int(v) for v in args.pool.split("/"))
+    return dict(activation=args.activation, lrn=bool(args.lrn), pool_size=size, pool_stride=stride,
+                dropout=float(args.dropout))
+
+
+def switches_of(config):
+    """The switch flags' values of a saved model config (a dict; fields it lacks are the paper's)."""
+    from ..models import AlexNetConfig  # (the models package is heavy; needed only with a file)
+    cfg = AlexNetConfig.from_dict(config)
+    return {"activation": cfg.activation, "lrn": cfg.lrn, "pool": f"{cfg.pool_size}/{cfg.pool_stride}",
+            "dropout": cfg.dropout}
 
 # What --resume takes from the checkpoint when the flag is left out: everything that defines
 # the run. (Per-invocation choices such as --backend, -j or --print-freq are not taken.)
 RUN_KEYS = ("data", "model") + RECIPE_KEYS + ("momentum", "weight_decay", "lr_schedule", "lr_step_size",
-                                              "seed", "max_images", "stats_images", "ten_crop")
+                                              "seed", "max_images", "stats_images", "ten_crop") + SWITCH_KEYS + (
+                                              "lighting",)
 
 # The one rule for a flag given with --resume. "refused": the flag defines which run this is
 # (its images, network, preprocessing or random streams), so another value is another run:
@@ -54,6 +77,8 @@ RESUME_RULE = {
     # the checkpoint's (weights/compat.py checks them)
     "data": "applied", "model": "refused", "resize_size": "refused", "crop_size": "refused",
     "seed": "refused", "stats_images": "refused", "max_images": "refused", "ten_crop": "refused",
+    # the ablation switches: another value is another network (or augmentation), so another run
+    "activation": "refused", "lrn": "refused", "pool": "refused", "dropout": "refused", "lighting": "refused",
     "epochs": "applied", "lr": "applied", "lr_schedule": "applied", "lr_patience": "applied",
     "lr_step_size": "applied", "momentum": "applied", "weight_decay": "applied",
     # a new batch size changes which images make up step k of an epoch: at an epoch boundary only
@@ -68,7 +93,8 @@ SCHEDULE_KEYS = ("lr", "lr_schedule", "lr_patience", "lr_step_size")
 RESUME_HELP = (
     "options on --resume:\n"
     "  The flags that define the run (--model, --resize-size, --crop-size, --seed, --stats-images,\n"
-    "  --max-images{ten_crop}) are the checkpoint's; another\n"
+    "  --max-images{ten_crop}, and the switches --activation, --lrn/--no-lrn, --pool, --dropout,\n"
+    "  --lighting/--no-lighting) are the checkpoint's; another\n"
     "  value is refused in one line (use --weights CKPT for a new run from its weights). Every other\n"
     "  flag applies from the resumed step on: --data (the same classes, perhaps moved), --epochs,\n"
     "  --momentum, --wd, and --lr, --lr-schedule,\n"
@@ -78,6 +104,7 @@ RESUME_HELP = (
 
 def flag(key):
     return {"weight_decay": "--wd", "batch_size": "-b"}.get(key, "--" + key.replace("_", "-"))
+
 
 
 def check_combinations(args, explicit):
@@ -96,16 +123,21 @@ def check_combinations(args, explicit):
         raise UsageError("--overwrite does nothing with --test-only, which writes no file")
 
 
-def resolve(args, explicit, ckpt_args, ckpt_pre, recipe_model):
+def resolve(args, explicit, ckpt_args, ckpt_pre, recipe_model, file_config=None):
     """Fill every option left out, in the order of this file's first lines: the checkpoint's
     (``ckpt_args`` on --resume; only the crop sizes, ``ckpt_pre``, on --weights), then the
-    model's recipe, then the fixed defaults."""
+    model's recipe, then the fixed defaults. ``file_config``: the model config of the --resume
+    or --weights file whose network this run builds; the switches it lacks in ``ckpt_args``
+    (a checkpoint from before them, an export) are read from it."""
+    from_file = switches_of(file_config) if file_config else {}
     recipe = dict(zip(RECIPE_KEYS, RECIPES[recipe_model if recipe_model in RECIPES else "paper"]))
     for key in RECIPE_KEYS + tuple(FIXED) + ("ten_crop",):
         if key in explicit:
             continue
         if ckpt_args is not None and key in RUN_KEYS and ckpt_args.get(key) is not None:
             value = ckpt_args[key]
+        elif key in from_file:
+            value = from_file[key]
         elif key in ("resize_size", "crop_size") and ckpt_pre:
             value = ckpt_pre["resize" if key == "resize_size" else "crop"]
         elif key in recipe:
@@ -134,12 +166,22 @@ def check_resume(args, explicit, ckpt_args, meta, path, processes):
     differs from the checkpoint's is one UsageError; returns the schedule flags that were given
     (the schedule then restarts from them)."""
     saved = ckpt_args or {}
+    if meta.get("model_config"):
+        # a checkpoint from before the switches records none in its args: its network says them,
+        # and it trained with lighting, the only augmentation there was
+        saved = {**switches_of(meta["model_config"]), "lighting": True, **saved}
     for key in sorted(explicit):
         rule = RESUME_RULE.get(key)
         if rule == "refused" and key in saved and not _same(key, getattr(args, key), saved[key]):
             shown = "on" if saved[key] is True else "off" if saved[key] is False else saved[key]
-            raise UsageError(f"{flag(key)} cannot change on --resume: it defines the run, and {path} was trained "
-                             f"with {flag(key)} {shown}; to train with another value start a new run from its "
+            name = flag(key)
+            if key in ("lrn", "lighting"):  # --lrn/--no-lrn: say the pair and the saved one as typed
+                name, shown = f"--{key}/--no-{key}", f"--{key}" if saved[key] else f"--no-{key}"
+                raise UsageError(f"{name} cannot change on --resume: it defines the run, and {path} was trained "
+                                 f"with {shown}; to train with another value start a new run from its weights "
+                                 f"with --weights {path}")
+            raise UsageError(f"{name} cannot change on --resume: it defines the run, and {path} was trained "
+                             f"with {name} {shown}; to train with another value start a new run from its "
                              f"weights with --weights {path}")
     done, step = int(meta.get("epoch", 0)), int(meta.get("step_in_epoch", 0))
     if args.epochs <= done:
@@ -158,5 +200,6 @@ def check_resume(args, explicit, ckpt_args, meta, path, processes):
     return {k for k in SCHEDULE_KEYS if k in explicit}
 
 
-__all__ = ["RECIPES", "RECIPE_KEYS", "MODELS", "FIXED", "RUN_KEYS", "RESUME_RULE", "SCHEDULE_KEYS", "RESUME_HELP",
+__all__ = ["RECIPES", "RECIPE_KEYS", "MODELS", "FIXED", "RUN_KEYS", "SWITCH_KEYS", "POOLS", "switch_fields",
+           "switches_of", "RESUME_RULE", "SCHEDULE_KEYS", "RESUME_HELP",
            "check_combinations", "resolve", "check_resume", "flag"]

@@ -115,6 +115,23 @@ def batch_text(batch_size, global_batch, processes):
     return f"batch {per} per process x {processes} processes = {global_batch}"
 
 
+def switches_text(cfg):
+    """", tanh, no LRN, 2/2 pools, ...": the switches of an ablation that differ from the paper's recipe
+    (docs/alexnet.md, "Switches"), so a run's first line says which variant it is; "" for the paper's."""
+    parts = []
+    if getattr(cfg, "activation", "relu") != "relu":
+        parts.append(f"{cfg.activation} instead of ReLU")
+    if not getattr(cfg, "lrn", True):
+        parts.append("no LRN")
+    if getattr(cfg, "pool", "3/2") != "3/2":
+        parts.append(f"{cfg.pool} pools")
+    if getattr(cfg, "dropout", 0.5) != 0.5:
+        parts.append("no dropout" if cfg.dropout == 0 else f"dropout {cfg.dropout:g}")
+    if not getattr(cfg, "lighting", True):
+        parts.append("no PCA lighting")
+    return "".join(", " + p for p in parts)
+
+
 def start_line(cfg, trainer, train_loader, val_loader, what, resumed=None, weights=None, side=None,
                eta=""):
     """``minialex: training AlexNet (...) on ...; N epochs of S steps (batch B); backend ...``,
@@ -123,7 +140,8 @@ def start_line(cfg, trainer, train_loader, val_loader, what, resumed=None, weigh
     steps = len(train_loader)
     why = f"; the preset suits images of about {side:.0f} px, --model picks another" if side is not None else ""
     net = (f"AlexNet ({cfg.model} preset, {trainer.model.num_parameters():,} parameters, "
-           f"{cfg.crop_size}x{cfg.crop_size} crops of {cfg.resize_size}x{cfg.resize_size} images{why})")
+           f"{cfg.crop_size}x{cfg.crop_size} crops of {cfg.resize_size}x{cfg.resize_size} images"
+           f"{switches_text(cfg)}{why})")
     if weights:
         net += f" from the weights of {weights}" + (" (all layers but fc8)" if cfg.reset_classifier else "")
     # tar shards under several processes: each reads its own shards, so its loader counts its own

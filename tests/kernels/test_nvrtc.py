@@ -40,7 +40,8 @@ CTYPES = {
 }
 REQUIRE = os.environ.get("MINIALEX_REQUIRE_NVRTC", "") not in ("", "0")
 KNOWN_KERNELS = {"minialex_im2col_rows", "minialex_col2im_rows", "minialex_maxpool_fwd", "minialex_maxpool_bwd",
-                 "minialex_lrn_fwd", "minialex_lrn_bwd", "minialex_dropout_mask", "minialex_sgd"}
+                 "minialex_lrn_fwd", "minialex_lrn_bwd", "minialex_dropout_mask", "minialex_sgd",
+                 "minialex_tanh_fwd", "minialex_tanh_bwd", "minialex_sigmoid_fwd", "minialex_sigmoid_bwd"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from minialex import backend
 from minialex.kernels.cpu import conv as cpu_conv
 from minialex.kernels.cpu import linear as cpu_linear
 from minialex.kernels.cuda import conv as cuda_conv
-from minialex.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, functional, reference
+from minialex.nn import (Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sigmoid, Tanh, functional,
+                         reference)
 from minialex.nn.conv import CONV2D
 from minialex.nn.dispatch import CPU, CUDA, REFERENCE, Op, Pair, implementation_name, reference_enabled
 from minialex.nn.dropout import DROPOUT
@@ -30,6 +31,8 @@ from minialex.nn.lrn import LRN
 from minialex.nn.masks import HASH_MASK
 from minialex.nn.pool import MAX_POOL2D
 from minialex.nn.relu import RELU, RELU_INPLACE
+from minialex.nn.sigmoid import SIGMOID
+from minialex.nn.tanh import TANH
 from minialex.optim import functional as optim_functional
 from minialex.optim.sgd import SGD_UPDATE
 
@@ -40,6 +43,8 @@ LAYERS = [
     (lambda: ReLU(), "kernels.cpu.relu"),
     (lambda: ReLU(inplace=True), "kernels.cpu.relu"),
     (lambda: Linear(5, 3), "kernels.cpu.linear"),
+    (lambda: Tanh(), "kernels.cpu.tanh"),
+    (lambda: Sigmoid(), "kernels.cpu.sigmoid"),
 ]
 
 # every Op: {kind: the module (the .by of its Pair)} it must list
@@ -54,6 +59,8 @@ OPS = {
     SOFTMAX_CROSS_ENTROPY: {REFERENCE: "reference"},
     SGD_UPDATE: {REFERENCE: "reference", CPU: "kernels.cpu.sgd", CUDA: "kernels.cuda.sgd"},
     HASH_MASK: {REFERENCE: "reference", CUDA: "kernels.cuda.dropout"},
+    TANH: {REFERENCE: "reference", CPU: "kernels.cpu.tanh", CUDA: "kernels.cuda.tanh"},
+    SIGMOID: {REFERENCE: "reference", CPU: "kernels.cpu.sigmoid", CUDA: "kernels.cuda.sigmoid"},
 }
 
 

@@ -27,6 +27,8 @@ from .loss import (SoftmaxCrossEntropyCache, log_softmax, softmax, softmax_cross
 from .lrn import LRNCache, channel_window_sum, lrn_backward, lrn_forward
 from .pool import MaxPool2dCache, max_pool2d_backward, max_pool2d_forward
 from .relu import ReLUCache, relu_backward, relu_forward
+from .sigmoid import SigmoidCache, sigmoid_backward, sigmoid_forward
+from .tanh import TanhCache, tanh_backward, tanh_forward
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
@@ -35,4 +37,5 @@ __all__ = [
     "softmax_cross_entropy_backward", "log_softmax", "softmax", "im2col", "col2im",
     "conv_output_size", "channel_window_sum", "Conv2dCache", "MaxPool2dCache", "LRNCache",
     "ReLUCache", "DropoutCache", "LinearCache", "SoftmaxCrossEntropyCache",
+    "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward", "TanhCache", "SigmoidCache",
 ]

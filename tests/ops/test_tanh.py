@@ -1,0 +1,218 @@
+"""tanh, y = tanh(x): every implementation of ``minialex.nn.tanh.TANH`` (the reference of
+minialex/nn/functional/tanh.py, the CPU kernel of minialex/kernels/cpu/tanh.py, the CUDA kernels of
+minialex/kernels/cuda/tanh.py on their twins, their own source on the host, and on a GPU under the
+``gpu`` marker), in float32 and float64: forward against np.tanh and a per-element math.tanh loop,
+backward against a per-element loop and centred finite differences (float64), saturating inputs
+(+-50, +-1000, the largest float) without a warning or a NaN, nothing written over, the CPU kernel
+on 1-3 threads in small and default pieces; then the Tanh module.
+
+The derivative from the output, 1 - y^2, and why it vanishes: docs/layers/tanh-sigmoid.md.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from minialex import backend
+from minialex.gradcheck import check_layer, numerical_gradient, rel_error
+from minialex.nn import Tanh, reference
+from minialex.nn.tanh import TANH
+
+from .conftest import TOL, implementations
+
+DTYPES = [np.float64, np.float32]
+SHAPES = [(1,), (5, 7), (3, 4, 5, 6)]
+LARGE = [-1000.0, -50.0, -20.0, -10.0, 10.0, 20.0, 50.0, 1000.0]
+
+
+def inputs(shape, dtype, seed, scale=3.0):
+    """x spread over the curved part and the start of saturation, and an upstream gradient."""
+    rng = np.random.default_rng(seed)
+    x = (scale * rng.standard_normal(shape)).astype(dtype)
+    x.reshape(-1)[::9] = 0.0  # exact zeros: y = 0, slope 1
+    return x, rng.standard_normal(shape).astype(dtype)
+
+
+def naive_forward(x):
+    """math.tanh per element, in float64."""
+    return np.array([math.tanh(float(v)) for v in x.reshape(-1)]).reshape(x.shape)
+
+
+def naive_backward(dout, x):
+    """dout * (1 - tanh(x)^2) per element, in float64, from x (not from a cached y)."""
+    flat = [float(g) * (1.0 - math.tanh(float(v)) ** 2) for g, v in zip(dout.reshape(-1), x.reshape(-1))]
+    return np.array(flat).reshape(x.shape)
+
+
+# -- values and gradients, every implementation ------------------------------------------------------
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_matches_np_tanh_and_a_loop(impl, dtype):
+    for shape in SHAPES:
+        x, _ = inputs(shape, dtype, seed=3)
+        y, cache = impl.forward(x.copy())
+        assert y.dtype == np.dtype(dtype) and y.shape == x.shape
+        np.testing.assert_allclose(y, np.tanh(x), **TOL[np.dtype(dtype)])
+        np.testing.assert_allclose(y, naive_forward(x), **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_matches_a_loop(impl, dtype):
+    """dx = dout (1 - tanh(x)^2), the loop computing tanh again from x, the pair from its cache."""
+    for shape in SHAPES:
+        x, dout = inputs(shape, dtype, seed=4)
+        _, cache = impl.forward(x.copy())
+        dx = impl.backward(dout.copy(), cache)
+        assert dx.dtype == np.dtype(dtype) and dx.shape == x.shape
+        np.testing.assert_allclose(dx, naive_backward(dout, x), **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+def test_backward_matches_finite_differences(impl, rng):
+    """float64, x in [-3, 3]: slopes from 1 down to 1e-2 (further out the slope falls below the
+    differences' rounding, a relative 1e-6 of a 1e-5 gradient: docs/gradcheck.md)."""
+    x = rng.uniform(-3, 3, (4, 3, 2, 2))
+    dout = rng.standard_normal(x.shape)
+    _, cache = impl.forward(x.copy())
+    dx = impl.backward(dout.copy(), cache)
+    numeric = numerical_gradient(lambda: (impl.forward(x.copy())[0] * dout).sum(), x)
+    assert rel_error(dx, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.filterwarnings("error")
+def test_saturating_inputs_give_no_warning_nor_nan(impl, dtype):
+    """+-50, +-1000 and the largest finite float give y = +-1 exactly and a zero gradient, with every
+    floating-point error raising (np.errstate) and every warning an error (filterwarnings)."""
+    big = float(np.finfo(dtype).max)
+    x = np.array(LARGE + [-big, big], dtype=dtype)
+    with np.errstate(all="raise"):
+        y, cache = impl.forward(x.copy())
+        dx = impl.backward(np.ones_like(x), cache)
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+    far = np.abs(x) >= 50
+    np.testing.assert_array_equal(y[far], np.sign(x[far]))
+    np.testing.assert_array_equal(dx[far], 0.0)
+    np.testing.assert_allclose(y, naive_forward(x), **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+def test_zero_and_slope_one_at_the_origin(impl):
+    """tanh(0) = 0 with slope exactly 1 (also at -0.0), odd symmetry y(-x) = -y(x)."""
+    x = np.array([[-0.0, 0.0, -0.5, 0.5, -3.0, 3.0]])
+    y, cache = impl.forward(x.copy())
+    dx = impl.backward(np.ones_like(x), cache)
+    np.testing.assert_array_equal(y[0, :2], 0.0)
+    np.testing.assert_array_equal(dx[0, :2], 1.0)
+    np.testing.assert_array_equal(y[0, 2::2], -y[0, 3::2])
+
+
+@pytest.mark.parametrize("impl", implementations(TANH), indirect=True)
+@pytest.mark.parametrize("layout", ["contiguous", "column-slice"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pair_writes_over_nothing(impl, layout, dtype):
+    """tanh_forward and tanh_backward return new arrays and leave x and dout as they were, also
+    when they are column slices of wider arrays (the other column untouched)."""
+    for shape in [(1,), (3, 4, 5, 6), (2, 30000)]:
+        x0, dy = inputs(shape, dtype, seed=7)
+        if layout == "contiguous":
+            x, d, wide_x, wide_d = impl.to(x0.copy()), impl.to(dy.copy()), None, None
+        else:
+            wide_x, wide_d = impl.to(np.stack([x0, x0 - 5], -1)), impl.to(np.stack([dy, dy + 1], -1))
+            x, d = wide_x[..., 0], wide_d[..., 0]
+        with impl.context():
+            y, cache = impl.pair.forward(x)
+            dx = impl.pair.backward(d, cache)
+        assert y is not x and dx is not d
+        np.testing.assert_array_equal(impl.get(x), x0)
+        np.testing.assert_array_equal(impl.get(d), dy)
+        if wide_x is not None:
+            np.testing.assert_array_equal(impl.get(wide_x[..., 1]), x0 - 5)
+            np.testing.assert_array_equal(impl.get(wide_d[..., 1]), dy + 1)
+        np.testing.assert_allclose(impl.get(y), np.tanh(x0), **TOL[np.dtype(dtype)])
+        np.testing.assert_allclose(impl.get(dx), dy * (1 - np.tanh(x0) ** 2), **TOL[np.dtype(dtype)])
+
+
+# -- the CPU kernel on 1-3 threads, in default and small pieces --------------------------------------------
+@pytest.fixture(params=["default", "small"])
+def tanh_pieces(request, monkeypatch):
+    """'small': pieces of 4096 elements (tanh's and sigmoid's CPU kernels share them), so every
+    test array is split up, unevenly (threaded: see the threads fixture)."""
+    from minialex.kernels.cpu import tanh as cpu_tanh
+
+    if request.param == "small":
+        monkeypatch.setattr(cpu_tanh, "STEP", 4096)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cpu_kernel_on_threads_and_pieces(dtype, threads, tanh_pieces):
+    """The CPU pair against the reference, bit for bit, on arrays from one element to 600K."""
+    cpu, ref = TANH.pair("cpu"), TANH.pair("reference")
+    assert cpu.by == "kernels.cpu.tanh"
+    for shape in SHAPES + [(2, 300001)]:
+        x, dy = inputs(shape, dtype, seed=5)
+        y_ref, cache_ref = ref.forward(x)
+        y, cache = cpu.forward(x)
+        np.testing.assert_array_equal(y, y_ref)
+        dx = cpu.backward(dy, cache)
+        assert dx is not dy and dx.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(dx, ref.backward(dy, cache_ref))
+
+
+def test_cuda_pair_refuses_numpy_outside_twins():
+    with pytest.raises(TypeError, match="takes CuPy arrays"):
+        TANH.pair("cuda").forward(np.ones(3))
+    with pytest.raises(TypeError, match="takes CuPy arrays"):
+        TANH.pair("cuda").backward(np.ones(3), TANH.pair("reference").forward(np.ones(3))[1])
+
+
+# -- the Tanh module ----------------------------------------------------------------------------------
+def test_module_gradient_matches_finite_differences(rng, xp):
+    x = backend.to_backend(rng.uniform(-3, 3, (4, 3, 2, 2)), xp)
+    layer = Tanh()
+    kernel = "kernels.cpu.tanh" if xp is np else "kernels.cuda.tanh"
+    for implementation, ran in (("reference", "reference"), ("kernels", kernel)):
+        errors = check_layer(layer, x, implementation=implementation)
+        assert errors.implementation == ran
+        assert errors["x"] < 1e-6
+
+
+@pytest.mark.parametrize("ref", [False, True], ids=["kernels", "reference"])
+def test_module_round_trip(ref, rng, xp):
+    """forward then backward through the module gives the pair's y and dx, writes over nothing,
+    keeps float32, and says which implementation ran."""
+    x0 = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    dy0 = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    x, dout = backend.to_backend(x0.copy(), xp), backend.to_backend(dy0.copy(), xp)
+    layer = Tanh()
+    with reference(ref):
+        y = layer.forward(x)
+        assert layer.saved_implementation() == ("reference" if ref else
+                                                "kernels.cpu.tanh" if xp is np else "kernels.cuda.tanh")
+        dx = layer.backward(dout)
+    assert y.dtype == dx.dtype == np.float32 and y is not x and dx is not dout
+    np.testing.assert_array_equal(backend.to_numpy(x), x0)
+    np.testing.assert_array_equal(backend.to_numpy(dout), dy0)
+    want_y, cache = TANH.pair("reference").forward(x0)
+    np.testing.assert_allclose(backend.to_numpy(y), want_y, **TOL[np.dtype(np.float32)])
+    np.testing.assert_allclose(backend.to_numpy(dx), TANH.pair("reference").backward(dy0, cache),
+                               **TOL[np.dtype(np.float32)])
+    assert layer.saved_implementation() is None and not list(layer.parameters())
+
+
+def test_module_bad_input():
+    with pytest.raises(ValueError, match="Tanh.*floating-point"):
+        Tanh().forward(np.arange(3))
+    with pytest.raises(ValueError, match="Tanh expects an array"):
+        Tanh().forward([1.0, -1.0])
+    with pytest.raises(RuntimeError, match="without a forward"):
+        Tanh().backward(np.ones(3))
+    layer = Tanh()
+    layer.forward(np.ones(3))
+    layer.backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="without a forward"):
+        layer.backward(np.ones(3))  # one backward per forward
