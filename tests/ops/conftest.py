@@ -153,3 +153,14 @@ def relu_pieces(request, monkeypatch):
     if request.param == "small":
         monkeypatch.setattr(cpu_relu, "STEP", 4096)
     return request.param
+
+
+@pytest.fixture(params=["default", "small"])
+def tanh_pieces(request, monkeypatch):
+    """'small': pieces of 4096 elements (tanh's and sigmoid's CPU kernels share them), so every
+    test array is split up, unevenly (threaded: see the threads fixture)."""
+    from minialex.kernels.cpu import tanh as cpu_tanh
+
+    if request.param == "small":
+        monkeypatch.setattr(cpu_tanh, "STEP", 4096)
+    return request.param

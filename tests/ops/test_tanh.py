@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 
 from minialex import backend
-from minialex.gradcheck import check_layer, numerical_gradient, rel_error
-from minialex.nn import Tanh, reference
+from minialex.gradcheck import numerical_gradient, rel_error
+from minialex.nn import Tanh
 from minialex.nn.tanh import TANH
 
+from .activation_checks import (SHAPES, check_cpu_kernel_equals_reference, check_cuda_pair_refuses_numpy,
+                                check_module_bad_input, check_module_gradient, check_module_round_trip,
+                                check_pair_writes_over_nothing)
 from .conftest import TOL, implementations
 
 DTYPES = [np.float64, np.float32]
-SHAPES = [(1,), (5, 7), (3, 4, 5, 6)]
 LARGE = [-1000.0, -50.0, -20.0, -10.0, 10.0, 20.0, 50.0, 1000.0]
 
 
@@ -116,103 +118,29 @@ def test_zero_and_slope_one_at_the_origin(impl):
 def test_pair_writes_over_nothing(impl, layout, dtype):
     """tanh_forward and tanh_backward return new arrays and leave x and dout as they were, also
     when they are column slices of wider arrays (the other column untouched)."""
-    for shape in [(1,), (3, 4, 5, 6), (2, 30000)]:
-        x0, dy = inputs(shape, dtype, seed=7)
-        if layout == "contiguous":
-            x, d, wide_x, wide_d = impl.to(x0.copy()), impl.to(dy.copy()), None, None
-        else:
-            wide_x, wide_d = impl.to(np.stack([x0, x0 - 5], -1)), impl.to(np.stack([dy, dy + 1], -1))
-            x, d = wide_x[..., 0], wide_d[..., 0]
-        with impl.context():
-            y, cache = impl.pair.forward(x)
-            dx = impl.pair.backward(d, cache)
-        assert y is not x and dx is not d
-        np.testing.assert_array_equal(impl.get(x), x0)
-        np.testing.assert_array_equal(impl.get(d), dy)
-        if wide_x is not None:
-            np.testing.assert_array_equal(impl.get(wide_x[..., 1]), x0 - 5)
-            np.testing.assert_array_equal(impl.get(wide_d[..., 1]), dy + 1)
-        np.testing.assert_allclose(impl.get(y), np.tanh(x0), **TOL[np.dtype(dtype)])
-        np.testing.assert_allclose(impl.get(dx), dy * (1 - np.tanh(x0) ** 2), **TOL[np.dtype(dtype)])
+    check_pair_writes_over_nothing(impl, layout, dtype, inputs, np.tanh,
+                                   lambda dy, x: dy * (1 - np.tanh(x) ** 2))
 
 
 # -- the CPU kernel on 1-3 threads, in default and small pieces --------------------------------------------
-@pytest.fixture(params=["default", "small"])
-def tanh_pieces(request, monkeypatch):
-    """'small': pieces of 4096 elements (tanh's and sigmoid's CPU kernels share them), so every
-    test array is split up, unevenly (threaded: see the threads fixture)."""
-    from minialex.kernels.cpu import tanh as cpu_tanh
-
-    if request.param == "small":
-        monkeypatch.setattr(cpu_tanh, "STEP", 4096)
-    return request.param
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cpu_kernel_on_threads_and_pieces(dtype, threads, tanh_pieces):
-    """The CPU pair against the reference, bit for bit, on arrays from one element to 600K."""
-    cpu, ref = TANH.pair("cpu"), TANH.pair("reference")
-    assert cpu.by == "kernels.cpu.tanh"
-    for shape in SHAPES + [(2, 300001)]:
-        x, dy = inputs(shape, dtype, seed=5)
-        y_ref, cache_ref = ref.forward(x)
-        y, cache = cpu.forward(x)
-        np.testing.assert_array_equal(y, y_ref)
-        dx = cpu.backward(dy, cache)
-        assert dx is not dy and dx.dtype == np.dtype(dtype)
-        np.testing.assert_array_equal(dx, ref.backward(dy, cache_ref))
+    check_cpu_kernel_equals_reference(TANH, "tanh", dtype, inputs)
 
 
 def test_cuda_pair_refuses_numpy_outside_twins():
-    with pytest.raises(TypeError, match="takes CuPy arrays"):
-        TANH.pair("cuda").forward(np.ones(3))
-    with pytest.raises(TypeError, match="takes CuPy arrays"):
-        TANH.pair("cuda").backward(np.ones(3), TANH.pair("reference").forward(np.ones(3))[1])
+    check_cuda_pair_refuses_numpy(TANH)
 
 
 # -- the Tanh module ----------------------------------------------------------------------------------
 def test_module_gradient_matches_finite_differences(rng, xp):
-    x = backend.to_backend(rng.uniform(-3, 3, (4, 3, 2, 2)), xp)
-    layer = Tanh()
-    kernel = "kernels.cpu.tanh" if xp is np else "kernels.cuda.tanh"
-    for implementation, ran in (("reference", "reference"), ("kernels", kernel)):
-        errors = check_layer(layer, x, implementation=implementation)
-        assert errors.implementation == ran
-        assert errors["x"] < 1e-6
+    check_module_gradient(Tanh, "tanh", backend.to_backend(rng.uniform(-3, 3, (4, 3, 2, 2)), xp), xp)
 
 
 @pytest.mark.parametrize("ref", [False, True], ids=["kernels", "reference"])
 def test_module_round_trip(ref, rng, xp):
-    """forward then backward through the module gives the pair's y and dx, writes over nothing,
-    keeps float32, and says which implementation ran."""
-    x0 = rng.standard_normal((3, 4, 5)).astype(np.float32)
-    dy0 = rng.standard_normal((3, 4, 5)).astype(np.float32)
-    x, dout = backend.to_backend(x0.copy(), xp), backend.to_backend(dy0.copy(), xp)
-    layer = Tanh()
-    with reference(ref):
-        y = layer.forward(x)
-        assert layer.saved_implementation() == ("reference" if ref else
-                                                "kernels.cpu.tanh" if xp is np else "kernels.cuda.tanh")
-        dx = layer.backward(dout)
-    assert y.dtype == dx.dtype == np.float32 and y is not x and dx is not dout
-    np.testing.assert_array_equal(backend.to_numpy(x), x0)
-    np.testing.assert_array_equal(backend.to_numpy(dout), dy0)
-    want_y, cache = TANH.pair("reference").forward(x0)
-    np.testing.assert_allclose(backend.to_numpy(y), want_y, **TOL[np.dtype(np.float32)])
-    np.testing.assert_allclose(backend.to_numpy(dx), TANH.pair("reference").backward(dy0, cache),
-                               **TOL[np.dtype(np.float32)])
-    assert layer.saved_implementation() is None and not list(layer.parameters())
+    check_module_round_trip(Tanh, TANH, "tanh", ref, rng, xp)
 
 
 def test_module_bad_input():
-    with pytest.raises(ValueError, match="Tanh.*floating-point"):
-        Tanh().forward(np.arange(3))
-    with pytest.raises(ValueError, match="Tanh expects an array"):
-        Tanh().forward([1.0, -1.0])
-    with pytest.raises(RuntimeError, match="without a forward"):
-        Tanh().backward(np.ones(3))
-    layer = Tanh()
-    layer.forward(np.ones(3))
-    layer.backward(np.ones(3))
-    with pytest.raises(RuntimeError, match="without a forward"):
-        layer.backward(np.ones(3))  # one backward per forward
+    check_module_bad_input(Tanh)
